@@ -1,1 +1,21 @@
-int main() { return 0; }
+// llama-crab: run GGUF language models on the CPU.
+#include <cstdio>
+
+#include "commands.h"
+
+namespace llama_crab::cli {
+int& exit_code() {
+    static int code = 0;
+    return code;
+}
+}  // namespace llama_crab::cli
+
+int main(int argc, char** argv) {
+    CLI::App app{"llama-crab: run llama-family GGUF models on the CPU"};
+    app.require_subcommand(1);
+    llama_crab::cli::register_model_commands(app);
+    llama_crab::cli::register_bench_commands(app);
+    llama_crab::cli::register_vocab_commands(app);
+    CLI11_PARSE(app, argc, argv);
+    return llama_crab::cli::exit_code();
+}

@@ -1,0 +1,5 @@
+#include "commands.h"
+
+namespace llama_crab::cli {
+void register_vocab_commands(CLI::App&) {}
+}  // namespace llama_crab::cli

@@ -1,0 +1,15 @@
+// Subcommands of the llama-crab CLI. Each register_* function adds its subcommands to the app and
+// sets their callbacks; a callback sets the process exit code through exit_code().
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace llama_crab::cli {
+
+int& exit_code();
+
+void register_model_commands(CLI::App& app);   // info, eval, generate, make-model (cmd_model.cpp, cmd_make_model.cpp)
+void register_bench_commands(CLI::App& app);   // bench (cmd_bench.cpp)
+void register_vocab_commands(CLI::App& app);   // tokenize, detokenize (cmd_vocab.cpp)
+
+}  // namespace llama_crab::cli
