@@ -1,0 +1,37 @@
+// Batch: the tokens handed to Context::decode. Nothing is checked here; decode validates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace llama_crab {
+
+using Token = int32_t;
+using Pos = int32_t;
+using SeqId = int32_t;
+
+class Batch {
+public:
+    // One token at `pos`, belonging to every sequence in seq_ids; want_logits keeps its logits.
+    void add(Token token, Pos pos, const std::vector<SeqId>& seq_ids, bool want_logits);
+    // Tokens at positions start_pos.. of one sequence; logits for all of them or only the last.
+    void add_sequence(const std::vector<Token>& tokens, SeqId seq_id, bool logits_all, Pos start_pos = 0);
+    void clear();
+
+    size_t size() const { return tokens_.size(); }
+    bool empty() const { return tokens_.empty(); }
+
+    const std::vector<Token>& tokens() const { return tokens_; }
+    const std::vector<Pos>& positions() const { return positions_; }
+    const std::vector<std::vector<SeqId>>& seq_ids() const { return seq_ids_; }
+    const std::vector<bool>& want_logits() const { return want_logits_; }
+
+private:
+    std::vector<Token> tokens_;
+    std::vector<Pos> positions_;
+    std::vector<std::vector<SeqId>> seq_ids_;
+    std::vector<bool> want_logits_;
+};
+
+}  // namespace llama_crab

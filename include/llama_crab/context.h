@@ -1,0 +1,84 @@
+// Context: the KV cache, the thread pool and the scratch buffers of one inference session.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "llama_crab/batch.h"
+#include "llama_crab/error.h"
+#include "llama_crab/model.h"
+
+namespace llama_crab {
+
+enum class KvType { kF16, kF32 };
+
+struct ContextParams {
+    int32_t n_ctx = 512;       // KV cells shared by all sequences
+    int32_t n_batch = 512;     // most tokens one decode() call accepts
+    int32_t n_ubatch = 512;    // tokens per forward pass (micro-batch)
+    int32_t n_threads = 0;     // 0: all cores
+    int32_t n_seq_max = 1;     // sequence ids 0 .. n_seq_max-1 (at most 64)
+    KvType kv_type = KvType::kF16;
+};
+
+class KvCache;
+class ThreadPool;
+
+class Context {
+public:
+    ~Context();
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    static Result<std::unique_ptr<Context>> create(std::shared_ptr<const Model> model, const ContextParams& params = {});
+
+    const Model& model() const { return *model_; }
+    std::shared_ptr<const Model> model_ptr() const { return model_; }
+    const ContextParams& params() const { return params_; }
+    int32_t n_ctx() const { return params_.n_ctx; }
+    int32_t n_threads() const { return params_.n_threads; }
+
+    // Runs the forward pass over the batch, adding its tokens to the KV cache. Checks everything first:
+    // on an error the KV cache is unchanged.
+    Status decode(const Batch& batch);
+
+    // Logits of the i-th batch entry of the last decode (it must have asked for logits); nullptr otherwise.
+    // Negative i counts from the end of the entries that asked for logits (-1: the last one).
+    const float* logits_ith(int32_t i) const;
+    int32_t n_outputs() const { return n_outputs_; }
+    int64_t n_vocab() const;
+
+    // KV cache sequence operations. Position ranges are [p0, p1); p0 < 0 means 0, p1 < 0 means infinity.
+    // seq_id < 0 in seq_rm means every sequence.
+    bool seq_rm(SeqId seq_id, Pos p0, Pos p1);
+    void seq_cp(SeqId src, SeqId dst, Pos p0, Pos p1);
+    void seq_keep(SeqId seq_id);
+    // Adds delta to the positions in [p0, p1) of the sequence, re-rotating the cached K.
+    void seq_add(SeqId seq_id, Pos p0, Pos p1, Pos delta);
+    Pos seq_pos_min(SeqId seq_id) const;  // -1 when the sequence is empty
+    Pos seq_pos_max(SeqId seq_id) const;  // -1 when the sequence is empty
+    void kv_clear();
+    int32_t kv_used_cells() const;
+
+    // Internal access for the state and session modules.
+    KvCache& kv_cache() { return *kv_; }
+    const KvCache& kv_cache() const { return *kv_; }
+
+private:
+    Context(std::shared_ptr<const Model> model, const ContextParams& params);
+    Status decode_ubatch(const Batch& batch, size_t begin, size_t end);
+
+    std::shared_ptr<const Model> model_;
+    ContextParams params_;
+    std::unique_ptr<KvCache> kv_;
+    std::unique_ptr<ThreadPool> pool_;
+    struct Scratch;
+    std::unique_ptr<Scratch> scratch_;
+
+    std::vector<float> logits_;          // n_outputs_ x n_vocab
+    std::vector<int32_t> output_index_;  // batch entry -> row of logits_, -1 when none
+    int32_t n_outputs_ = 0;
+};
+
+}  // namespace llama_crab

@@ -1,0 +1,95 @@
+// Model: a GGUF file mapped into memory with its weights bound through the architecture table.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llama_crab/error.h"
+
+namespace llama_crab {
+
+class Vocab;
+class GgufFile;
+struct ModelWeights;
+
+enum class RopeStyle { kNormal, kNeox };  // adjacent pairs (llama) or split halves (qwen2, "NeoX")
+
+struct ModelHparams {
+    std::string arch;
+    int64_t n_vocab = 0;
+    int64_t n_ctx_train = 0;
+    int64_t n_embd = 0;
+    int64_t n_layer = 0;
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;
+    int64_t n_ff = 0;
+    int64_t head_dim = 0;        // n_embd / n_head unless the file says otherwise
+    int64_t n_rot = 0;           // dimensions rotated by RoPE (rope.dimension_count, default head_dim)
+    float rms_eps = 1e-5f;
+    float rope_freq_base = 10000.0f;
+    float rope_freq_scale = 1.0f;  // 1 / rope.scaling.factor for linear scaling
+    RopeStyle rope_style = RopeStyle::kNormal;
+    bool tied_output = false;      // logits use token_embd.weight
+    bool has_rope_freqs = false;   // llama3-style per-dimension frequency factors
+
+    int64_t n_embd_kv() const { return n_head_kv * head_dim; }  // K (or V) values per token per layer
+    int64_t n_embd_q() const { return n_head * head_dim; }
+};
+
+struct ModelParams {
+    // Called with the fraction loaded (0..1); return false to cancel the load.
+    std::function<bool(float)> progress;
+    bool use_mmap = true;  // false reads the tensors into memory instead of mapping them
+};
+
+class Model {
+public:
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    static Result<std::shared_ptr<Model>> load(const std::string& path, const ModelParams& params = {});
+
+    const ModelHparams& hparams() const;
+    const std::string& path() const;
+    uint64_t file_size() const;
+    uint64_t n_params() const;      // elements over all tensors
+    uint64_t size_bytes() const;    // bytes of tensor data
+    std::string description() const;  // "llama 2L 256d Q4_0" style summary
+
+    // SHA-256 (hex) over every tensor's name, type, shape and data, and the tokenizer metadata.
+    // Computed on first use and cached; thread-safe.
+    const std::string& fingerprint() const;
+
+    // Metadata getters (nullopt when absent or of another type).
+    std::optional<std::string> meta_string(const std::string& key) const;
+    std::optional<int64_t> meta_int(const std::string& key) const;
+    std::optional<double> meta_float(const std::string& key) const;
+    std::vector<std::string> meta_keys() const;
+
+    struct TensorSummary {
+        std::string name;
+        std::string type;
+        std::vector<int64_t> shape;
+        uint64_t n_bytes;
+    };
+    std::vector<TensorSummary> tensor_summaries() const;
+
+    // The tokenizer; null when the file carries no vocabulary.
+    std::shared_ptr<const Vocab> vocab() const;
+
+    // Internal: the bound weights and the file (used by the runtime).
+    const ModelWeights& weights() const;
+    const GgufFile& gguf() const;
+
+private:
+    Model();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llama_crab

@@ -1,0 +1,59 @@
+// The llama-family forward pass over one micro-batch, driven by the bound weights and the hparams
+// (RoPE style, biases and tied output come from the architecture table, not from code paths per model).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "llama_crab/batch.h"
+#include "llama_crab/model.h"
+#include "model/weights.h"
+#include "ops/matmul.h"
+
+namespace llama_crab {
+
+class KvCache;
+class ThreadPool;
+
+// Buffers sized once for n_ubatch tokens; decode allocates nothing after the first call.
+struct ForwardScratch {
+    ForwardScratch(const ModelHparams& hp, int32_t n_ubatch, int32_t n_ctx, int n_threads);
+
+    int32_t n_ubatch;
+    std::vector<float> x;         // [n_ubatch][n_embd] residual stream
+    std::vector<float> xn;        // [n_ubatch][n_embd] normalised input of a block
+    std::vector<float> q;         // [n_ubatch][n_head * head_dim]
+    std::vector<float> k;         // [n_ubatch][n_head_kv * head_dim]
+    std::vector<float> v;         // [n_ubatch][n_head_kv * head_dim]
+    std::vector<float> attn;      // [n_ubatch][n_head * head_dim] attention output before wo
+    std::vector<float> proj;      // [n_ubatch][n_embd] output of wo / ffn_down
+    std::vector<float> gate;      // [n_ubatch][n_ff]
+    std::vector<float> up;        // [n_ubatch][n_ff]
+    std::vector<float> rope;      // [n_ubatch][n_rot] cos/sin tables, one per token
+    std::vector<float> scores;    // [n_threads][n_ctx] attention scores of one (token, head)
+    std::vector<uint8_t> qconv;   // [n_threads][head_dim * 4] query converted to the KV type
+    std::vector<int32_t> out_rows;  // tokens whose logits are wanted
+    std::vector<int32_t> vis_cells; // cells visible to the ubatch's sequences, grouped per seq mask
+    std::vector<int32_t> token_mask;  // [n_ubatch] index of each token's seq mask in masks
+    std::vector<uint64_t> masks;      // the distinct seq masks of the ubatch
+    std::vector<size_t> mask_begin, mask_end;  // their ranges in vis_cells
+    MatmulScratch mm;
+};
+
+struct UbatchView {
+    const Token* tokens;
+    const Pos* pos;
+    const uint64_t* seq_mask;  // per token: the sequences it belongs to
+    const int32_t* cells;      // per token: the KV cell it is written to
+    int64_t n;
+    const int32_t* out_rows;   // indices (into this ubatch) of tokens whose logits are wanted, ascending
+    int64_t n_out;
+    float* logits;             // [n_out][n_vocab]
+};
+
+void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardScratch& s, const UbatchView& ub);
+
+// Re-rotates the cached K of the given cells by delta positions (after a position shift).
+void rotate_cached_k(const Model& model, KvCache& kv, ThreadPool& pool, const std::vector<int32_t>& cells, Pos delta);
+
+}  // namespace llama_crab

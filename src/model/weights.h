@@ -1,0 +1,50 @@
+// The weights of a model, bound by name from the GGUF file. Every tensor points into the mapped file:
+// weights are never copied.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "llama_crab/model.h"
+#include "ops/tensor_type.h"
+
+namespace llama_crab {
+
+// A 2-D (or 1-D) weight matrix: ne1 rows of ne0 values each, rows contiguous. For a linear layer,
+// ne0 is the input size and ne1 the output size: y[r] = dot(row r, x).
+struct WeightTensor {
+    std::string_view name;
+    const TypeTraits* traits = nullptr;
+    const uint8_t* data = nullptr;
+    int64_t ne0 = 0;
+    int64_t ne1 = 1;
+    size_t row_bytes = 0;
+
+    bool present() const { return data != nullptr; }
+    const uint8_t* row(int64_t r) const { return data + (size_t)r * row_bytes; }
+    const float* f32() const { return reinterpret_cast<const float*>(data); }  // 1-D F32 tensors (norms, biases)
+};
+
+struct LayerWeights {
+    WeightTensor attn_norm;   // [n_embd] F32
+    WeightTensor wq;          // [n_embd] -> [n_head * head_dim]
+    WeightTensor wk;          // [n_embd] -> [n_head_kv * head_dim]
+    WeightTensor wv;          // [n_embd] -> [n_head_kv * head_dim]
+    WeightTensor wo;          // [n_head * head_dim] -> [n_embd]
+    WeightTensor bq, bk, bv;  // qwen2 biases, F32, absent for llama
+    WeightTensor ffn_norm;    // [n_embd] F32
+    WeightTensor ffn_gate;    // [n_embd] -> [n_ff]
+    WeightTensor ffn_up;      // [n_embd] -> [n_ff]
+    WeightTensor ffn_down;    // [n_ff] -> [n_embd]
+};
+
+struct ModelWeights {
+    WeightTensor token_embd;   // n_vocab rows of [n_embd]
+    WeightTensor output_norm;  // [n_embd] F32
+    WeightTensor output;       // [n_embd] -> [n_vocab]; token_embd when tied
+    WeightTensor rope_freqs;   // [n_rot / 2] F32 frequency factors (llama3), optional
+    std::vector<LayerWeights> layers;
+};
+
+}  // namespace llama_crab

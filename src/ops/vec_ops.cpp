@@ -1,0 +1,76 @@
+#include "ops/vec_ops.h"
+
+#include <cmath>
+
+#include "ops/tensor_type.h"
+
+namespace llama_crab {
+
+void axpy_f16_avx2(int64_t n, float a, const fp16_t* v, float* acc);
+void axpy_f32_avx2(int64_t n, float a, const float* v, float* acc);
+
+void rms_norm_mul(const float* x, const float* w, int64_t n, float eps, float* out) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < n; ++i) out[i] = (x[i] * scale) * w[i];
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+    }
+}
+
+void softmax_inplace(float* x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        const float e = std::exp(x[i] - mx);
+        x[i] = e;
+        sum += (double)e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void axpy_f16(int64_t n, float a, const fp16_t* v, float* acc) {
+    if (cpu_has_avx2()) return axpy_f16_avx2(n, a, v, acc);
+    for (int64_t i = 0; i < n; ++i) acc[i] += a * fp16_to_fp32(v[i]);
+}
+
+void axpy_f32(int64_t n, float a, const float* v, float* acc) {
+    if (cpu_has_avx2()) return axpy_f32_avx2(n, a, v, acc);
+    for (int64_t i = 0; i < n; ++i) acc[i] += a * v[i];
+}
+
+void rope_cache(float pos, int64_t n_rot, float freq_base, float freq_scale, const float* freq_factors, float* cache) {
+    const float theta_scale = std::pow(freq_base, -2.0f / (float)n_rot);
+    float theta = pos;
+    for (int64_t i0 = 0; i0 < n_rot; i0 += 2) {
+        const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
+        const float t = freq_scale * (theta / ff);
+        cache[i0] = std::cos(t);
+        cache[i0 + 1] = std::sin(t);
+        theta *= theta_scale;
+    }
+}
+
+void rope_apply(float* x, int64_t n_rot, bool neox, const float* cache) {
+    const int64_t half = n_rot / 2;
+    for (int64_t i0 = 0; i0 < n_rot; i0 += 2) {
+        const float c = cache[i0];
+        const float s = cache[i0 + 1];
+        const int64_t a = neox ? i0 / 2 : i0;
+        const int64_t b = neox ? i0 / 2 + half : i0 + 1;
+        const float x0 = x[a];
+        const float x1 = x[b];
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
+    }
+}
+
+}  // namespace llama_crab
