@@ -148,6 +148,7 @@ std::vector<BadCase> bad_cases() {
     {
         auto b = header(3, 0, 1);
         put<uint64_t>(b, 1ull << 40);  // key length
+        b.resize(b.size() + 16);
         cases.push_back({"key length past end", b, "key"});
     }
     {

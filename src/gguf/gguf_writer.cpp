@@ -127,7 +127,7 @@ Status GgufWriter::add_tensor(const std::string& name, TensorType type, std::vec
     return {};
 }
 
-std::vector<uint8_t> GgufWriter::to_bytes() const {
+std::vector<uint8_t> GgufWriter::header_bytes() const {
     ByteSink out;
     out.put<uint32_t>(kGgufMagic);
     out.put<uint32_t>(3);
@@ -154,16 +154,31 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
         offset += (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
     }
     out.pad_to(alignment_);
-    for (const auto& t : tensors_) {
-        out.bytes.insert(out.bytes.end(), t.data.begin(), t.data.end());
-        out.pad_to(alignment_);
-    }
     return std::move(out.bytes);
 }
 
+std::vector<uint8_t> GgufWriter::to_bytes() const {
+    std::vector<uint8_t> bytes = header_bytes();
+    for (const auto& t : tensors_) {
+        bytes.insert(bytes.end(), t.data.begin(), t.data.end());
+        while (bytes.size() % alignment_ != 0) bytes.push_back(0);
+    }
+    return bytes;
+}
+
 Status GgufWriter::write(const std::string& path) const {
-    const std::vector<uint8_t> bytes = to_bytes();
-    return write_file_atomic(path, bytes.data(), bytes.size());
+    // Streams the tensors instead of building the whole image: models can be gigabytes.
+    AtomicFileWriter out;
+    LC_TRY(out.open(path));
+    const std::vector<uint8_t> header = header_bytes();
+    LC_TRY(out.append(header.data(), header.size()));
+    static const uint8_t kZeros[256] = {};
+    for (const auto& t : tensors_) {
+        LC_TRY(out.append(t.data.data(), t.data.size()));
+        const size_t pad = (alignment_ - t.data.size() % alignment_) % alignment_;
+        LC_TRY(out.append(kZeros, pad));
+    }
+    return out.commit();
 }
 
 }  // namespace llama_crab

@@ -47,10 +47,11 @@ public:
     // Writes to path via a temporary file, fsync and rename.
     Status write(const std::string& path) const;
 
-    // Size of the file that to_bytes() would produce, without building it.
     size_t n_tensors() const { return tensors_.size(); }
 
 private:
+    std::vector<uint8_t> header_bytes() const;  // everything before the first tensor's data
+
     struct PendingTensor {
         std::string name;
         TensorType type;

@@ -12,36 +12,68 @@
 namespace llama_crab {
 
 Status write_file_atomic(const std::string& path, const uint8_t* data, size_t size) {
+    AtomicFileWriter w;
+    LC_TRY(w.open(path));
+    LC_TRY(w.append(data, size));
+    return w.commit();
+}
+
+AtomicFileWriter::~AtomicFileWriter() { abandon(); }
+
+void AtomicFileWriter::abandon() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+        ::unlink(tmp_.c_str());
+        fd_ = -1;
+    }
+}
+
+Status AtomicFileWriter::open(const std::string& path) {
     namespace fs = std::filesystem;
+    abandon();
     const fs::path target(path);
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
     std::random_device rd;
-    const fs::path tmp = dir / fmt::format(".{}.tmp-{:08x}", target.filename().string(), rd());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return make_error(ErrorCode::kIo, fmt::format("cannot create '{}': {}", tmp.string(), std::strerror(errno)));
+    path_ = path;
+    tmp_ = (dir / fmt::format(".{}.tmp-{:08x}{:08x}", target.filename().string(), rd(), rd())).string();
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) return make_error(ErrorCode::kIo, fmt::format("cannot create '{}': {}", tmp_, std::strerror(errno)));
+    return {};
+}
+
+Status AtomicFileWriter::append(const void* data, size_t size) {
+    if (fd_ < 0) return make_error(ErrorCode::kIo, "atomic file: append without open");
+    const uint8_t* p = static_cast<const uint8_t*>(data);
     size_t done = 0;
     while (done < size) {
-        ssize_t w = ::write(fd, data + done, size - done);
+        ssize_t w = ::write(fd_, p + done, size - done);
         if (w < 0) {
             if (errno == EINTR) continue;
-            int e = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            return make_error(ErrorCode::kIo, fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(e)));
+            const int e = errno;
+            abandon();
+            return make_error(ErrorCode::kIo, fmt::format("cannot write '{}': {}", tmp_, std::strerror(e)));
         }
         done += (size_t)w;
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        return make_error(ErrorCode::kIo, fmt::format("cannot flush '{}': {}", tmp.string(), std::strerror(e)));
+    return {};
+}
+
+Status AtomicFileWriter::commit() {
+    if (fd_ < 0) return make_error(ErrorCode::kIo, "atomic file: commit without open");
+    if (::fsync(fd_) != 0) {
+        const int e = errno;
+        abandon();
+        return make_error(ErrorCode::kIo, fmt::format("cannot flush '{}': {}", tmp_, std::strerror(e)));
     }
-    if (::rename(tmp.c_str(), target.c_str()) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        return make_error(ErrorCode::kIo, fmt::format("cannot rename '{}' to '{}': {}", tmp.string(), path, std::strerror(e)));
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+        const int e = errno;
+        ::unlink(tmp_.c_str());
+        return make_error(ErrorCode::kIo, fmt::format("cannot rename '{}' to '{}': {}", tmp_, path_, std::strerror(e)));
     }
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const std::string dir = std::filesystem::path(path_).has_parent_path() ? std::filesystem::path(path_).parent_path().string() : ".";
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         ::fsync(dfd);
         ::close(dfd);

@@ -13,4 +13,24 @@ namespace llama_crab {
 // A reader sees either the old file or the whole new one, even if the process dies mid-write.
 Status write_file_atomic(const std::string& path, const uint8_t* data, size_t size);
 
+// The streaming form: open(), append() any number of times, then commit() (fsync + rename). Destroying it
+// without commit() removes the temporary file.
+class AtomicFileWriter {
+public:
+    AtomicFileWriter() = default;
+    ~AtomicFileWriter();
+    AtomicFileWriter(const AtomicFileWriter&) = delete;
+    AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+    Status open(const std::string& path);
+    Status append(const void* data, size_t size);
+    Status commit();
+
+private:
+    void abandon();
+    std::string path_;
+    std::string tmp_;
+    int fd_ = -1;
+};
+
 }  // namespace llama_crab
