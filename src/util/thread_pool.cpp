@@ -12,6 +12,17 @@ namespace {
 // How long an idle worker spins before sleeping: long enough to cover the gaps between the operations
 // of one forward pass, short enough not to burn a core between requests.
 constexpr int kSpinIterations = 1 << 15;
+// After this many pause-spins a waiter yields its core on every iteration: when the machine is
+// oversubscribed, the thread it waits for may need that core to make progress.
+constexpr int kPauseSpins = 1 << 10;
+
+void relax(int spins) {
+    if (spins < kPauseSpins) {
+        LC_CPU_RELAX();
+    } else {
+        std::this_thread::yield();
+    }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -43,10 +54,7 @@ void ThreadPool::worker_loop(int thread_index) {
     uint64_t seen = 0;
     for (;;) {
         int spins = 0;
-        while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
-            LC_CPU_RELAX();
-            ++spins;
-        }
+        while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) relax(spins++);
         if (generation_.load(std::memory_order_acquire) == seen) {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
@@ -76,7 +84,7 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t,
     run_tasks(0);
     // Wait for every worker to leave run_tasks: they read fn_ and n_tasks_ until then.
     const int n_workers = (int)workers_.size();
-    while (n_finished_.load(std::memory_order_acquire) < n_workers) LC_CPU_RELAX();
+    for (int spins = 0; n_finished_.load(std::memory_order_acquire) < n_workers; ++spins) relax(spins);
 }
 
 }  // namespace llama_crab
