@@ -1,4 +1,6 @@
 // Scalar IEEE half and bfloat16 conversions (round to nearest even), portable and bit-exact with F16C.
+// static: every file gets its own copy, so the copies compiled into *_avx2.cpp files (with AVX2 enabled)
+// can never be the ones the linker picks for portable code.
 #pragma once
 
 #include <cstdint>
@@ -9,19 +11,19 @@ namespace llama_crab {
 using fp16_t = uint16_t;
 using bf16_t = uint16_t;
 
-inline uint32_t float_bits(float f) {
+static inline uint32_t float_bits(float f) {
     uint32_t u;
     std::memcpy(&u, &f, sizeof(u));
     return u;
 }
 
-inline float bits_float(uint32_t u) {
+static inline float bits_float(uint32_t u) {
     float f;
     std::memcpy(&f, &u, sizeof(f));
     return f;
 }
 
-inline float fp16_to_fp32(fp16_t h) {
+static inline float fp16_to_fp32(fp16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t exp = (h >> 10) & 0x1fu;
     uint32_t mant = h & 0x3ffu;
@@ -40,7 +42,7 @@ inline float fp16_to_fp32(fp16_t h) {
     return bits_float(sign | ((exp + (127 - 15)) << 23) | (mant << 13));
 }
 
-inline fp16_t fp32_to_fp16(float f) {
+static inline fp16_t fp32_to_fp16(float f) {
     const uint32_t x = float_bits(f);
     const uint32_t sign = (x >> 16) & 0x8000u;
     const uint32_t abs = x & 0x7fffffffu;
@@ -57,9 +59,9 @@ inline fp16_t fp32_to_fp16(float f) {
     return (fp16_t)(sign | (r >> 13));
 }
 
-inline float bf16_to_fp32(bf16_t h) { return bits_float((uint32_t)h << 16); }
+static inline float bf16_to_fp32(bf16_t h) { return bits_float((uint32_t)h << 16); }
 
-inline bf16_t fp32_to_bf16(float f) {
+static inline bf16_t fp32_to_bf16(float f) {
     const uint32_t x = float_bits(f);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((x >> 16) | 64);  // quiet nan
     return (bf16_t)((x + (0x7fffu + ((x >> 16) & 1u))) >> 16);

@@ -8,7 +8,8 @@ namespace llama_crab::cli {
 
 int& exit_code();
 
-void register_model_commands(CLI::App& app);   // info, eval, generate, make-model (cmd_model.cpp, cmd_make_model.cpp)
+void register_model_commands(CLI::App& app);   // info, eval, generate (cmd_model.cpp)
+void register_make_model_command(CLI::App& app);  // make-model (cmd_make_model.cpp)
 void register_bench_commands(CLI::App& app);   // bench (cmd_bench.cpp)
 void register_vocab_commands(CLI::App& app);   // tokenize, detokenize (cmd_vocab.cpp)
 

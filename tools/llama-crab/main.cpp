@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     CLI::App app{"llama-crab: run llama-family GGUF models on the CPU"};
     app.require_subcommand(1);
     llama_crab::cli::register_model_commands(app);
+    llama_crab::cli::register_make_model_command(app);
     llama_crab::cli::register_bench_commands(app);
     llama_crab::cli::register_vocab_commands(app);
     CLI11_PARSE(app, argc, argv);
