@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace llama_crab {
@@ -34,17 +36,23 @@ TEST(ThreadPool, ManyBackToBackJobs) {
     EXPECT_EQ(sum.load(), 2000 * 28);
 }
 
-TEST(ThreadPool, UsesSeveralThreads) {
+TEST(ThreadPool, TasksRunConcurrently) {
+    // Two tasks that each wait for the other to start: only possible when two threads run them.
     ThreadPool pool(2);
-    std::atomic<int> seen_worker{0};
-    for (int job = 0; job < 200 && !seen_worker.load(); ++job) {
-        pool.parallel_for(64, [&](int64_t, int th) {
-            if (th == 1) seen_worker.store(1);
-            volatile double x = 0;
-            for (int i = 0; i < 2000; ++i) x = x + i;
-        });
-    }
-    EXPECT_EQ(seen_worker.load(), 1);
+    std::atomic<int> started{0};
+    std::atomic<int> timed_out{0};
+    pool.parallel_for(2, [&](int64_t, int) {
+        started.fetch_add(1);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (started.load() < 2) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                timed_out.fetch_add(1);
+                return;
+            }
+            std::this_thread::yield();
+        }
+    });
+    EXPECT_EQ(timed_out.load(), 0);
 }
 
 }  // namespace
