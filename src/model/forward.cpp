@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "ops/attention_kernels.h"
 #include "ops/vec_ops.h"
 #include "runtime/kv_cache.h"
 #include "util/fp16.h"
@@ -46,8 +47,13 @@ ForwardScratch::ForwardScratch(const ModelHparams& hp, int32_t n_ub, int32_t n_c
     gate.resize(n * (size_t)hp.n_ff);
     up.resize(n * (size_t)hp.n_ff);
     rope.resize(n * (size_t)hp.n_rot);
-    scores.resize((size_t)n_threads * (size_t)n_ctx);
-    qconv.resize((size_t)n_threads * (size_t)hp.head_dim * 4);
+    attention.resize((size_t)n_threads);
+    for (auto& a : attention) {
+        a.scores.resize((size_t)kMaxQueriesPerKvRow * (size_t)n_ctx);
+        a.cells.resize((size_t)n_ctx);
+        a.q.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim);
+        a.q16.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim * sizeof(fp16_t));
+    }
     out_rows.reserve(n);
     token_mask.resize(n);
     masks.reserve(64);
@@ -65,7 +71,7 @@ void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardSc
     const bool neox = hp.rope_style == RopeStyle::kNeox;
     const float kq_scale = 1.0f / std::sqrt((float)hd);
     const KvType kv_type = kv.type();
-    const TypeTraits& kv_traits = type_traits(kv_type == KvType::kF16 ? TensorType::F16 : TensorType::F32);
+    const TypeTraits& f16 = type_traits(TensorType::F16);
     const int64_t n_ctx = kv.n_cells();
 
     // Token embeddings.
@@ -131,43 +137,61 @@ void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardSc
             store_kv_row(v, kv.v_row(il, ub.cells[t]), n_kv, kv_type);
         });
 
-        // Attention. In the last layer only the tokens whose logits are wanted need it.
+        // Attention. In the last layer only the tokens whose logits are wanted need it. A task is one token and
+        // one chunk of up to 8 query heads sharing a KV head, so each cached K/V row is read once per chunk.
         const int64_t n_att = last ? ub.n_out : n;
-        pool.parallel_for(n_att * hp.n_head, [&](int64_t task, int thread) {
-            const int64_t ti = task / hp.n_head;
-            const int64_t h = task % hp.n_head;
+        const int64_t q_per_chunk = std::min<int64_t>(group, kMaxQueriesPerKvRow);
+        const int64_t chunks_per_kv = (group + q_per_chunk - 1) / q_per_chunk;
+        const int64_t n_chunks = hp.n_head_kv * chunks_per_kv;
+        pool.parallel_for(n_att * n_chunks, [&](int64_t task, int thread) {
+            const int64_t ti = task / n_chunks;
+            const int64_t chunk = task % n_chunks;
             const int64_t t = last ? ub.out_rows[ti] : ti;
-            const int64_t kvh = h / group;
+            const int64_t kvh = chunk / chunks_per_kv;
+            const int64_t h0 = kvh * group + (chunk % chunks_per_kv) * q_per_chunk;
+            const int nq = (int)std::min<int64_t>(q_per_chunk, kvh * group + group - h0);
             const Pos pos = ub.pos[t];
-            float* scores = &s.scores[(size_t)thread * (size_t)n_ctx];
-            uint8_t* qc = &s.qconv[(size_t)thread * (size_t)hd * 4];
-            kv_traits.quantize_act(&s.q[(size_t)(t * n_q + h * hd)], qc, hd);
+            AttentionScratch& as = s.attention[(size_t)thread];
 
-            const size_t m = (size_t)token_mask[(size_t)t];
-            const int32_t* cells = s.vis_cells.data() + mask_begin[m];
-            const int64_t n_cells = (int64_t)(mask_end[m] - mask_begin[m]);
-            int64_t n_vis = 0;
-            for (int64_t ci = 0; ci < n_cells; ++ci) {
-                const int32_t c = cells[ci];
-                if (kv.cell(c).pos > pos) continue;
-                float dot;
-                kv_traits.vec_dot(hd, &dot, kv.k_row(il, c) + (size_t)(kvh * hd) * kv.elem_bytes(), qc);
-                scores[n_vis++] = dot * kq_scale;
+            // The queries, rounded to f16 for an f16 cache (llama.cpp converts Q to the K type for K*Q).
+            const float* q_src = &s.q[(size_t)(t * n_q + h0 * hd)];
+            if (kv_type == KvType::kF16) {
+                f16.quantize_act(q_src, as.q16.data(), nq * hd);
+                f16.dequantize(as.q16.data(), as.q.data(), nq * hd);
+                q_src = as.q.data();
             }
-            softmax_inplace(scores, n_vis);
-            float* out = &s.attn[(size_t)(t * n_q + h * hd)];
-            std::fill(out, out + hd, 0.0f);
-            int64_t j = 0;
-            for (int64_t ci = 0; ci < n_cells; ++ci) {
-                const int32_t c = cells[ci];
-                if (kv.cell(c).pos > pos) continue;
-                const uint8_t* vrow = kv.v_row(il, c) + (size_t)(kvh * hd) * kv.elem_bytes();
+            // Cells of the token's sequences at or before its position.
+            const size_t m = (size_t)token_mask[(size_t)t];
+            int64_t n_vis = 0;
+            for (size_t ci = mask_begin[m]; ci < mask_end[m]; ++ci) {
+                const int32_t c = s.vis_cells[ci];
+                if (kv.cell(c).pos <= pos) as.cells[(size_t)n_vis++] = c;
+            }
+            const size_t koff = (size_t)(kvh * hd) * kv.elem_bytes();
+            float dots[kMaxQueriesPerKvRow];
+            for (int64_t j = 0; j < n_vis; ++j) {
+                const uint8_t* krow = kv.k_row(il, as.cells[(size_t)j]) + koff;
+                if (kv_type == KvType::kF16) {
+                    kq_dot_f16(hd, reinterpret_cast<const fp16_t*>(krow), q_src, nq, dots);
+                } else {
+                    kq_dot_f32(hd, reinterpret_cast<const float*>(krow), q_src, nq, dots);
+                }
+                for (int i = 0; i < nq; ++i) as.scores[(size_t)i * (size_t)n_ctx + (size_t)j] = dots[i] * kq_scale;
+            }
+            for (int i = 0; i < nq; ++i) softmax_inplace(&as.scores[(size_t)i * (size_t)n_ctx], n_vis);
+
+            float* out = &s.attn[(size_t)(t * n_q + h0 * hd)];
+            std::fill(out, out + nq * hd, 0.0f);
+            float probs[kMaxQueriesPerKvRow];
+            for (int64_t j = 0; j < n_vis; ++j) {
+                const uint8_t* vrow = kv.v_row(il, as.cells[(size_t)j]) + koff;
+                for (int i = 0; i < nq; ++i) probs[i] = as.scores[(size_t)i * (size_t)n_ctx + (size_t)j];
                 if (kv_type == KvType::kF16) {
                     // llama.cpp rounds the probabilities to f16 for the V product of an f16 cache.
-                    const float p = fp16_to_fp32(fp32_to_fp16(scores[j++]));
-                    axpy_f16(hd, p, reinterpret_cast<const fp16_t*>(vrow), out);
+                    for (int i = 0; i < nq; ++i) probs[i] = fp16_to_fp32(fp32_to_fp16(probs[i]));
+                    pv_axpy_f16(hd, reinterpret_cast<const fp16_t*>(vrow), probs, nq, out);
                 } else {
-                    axpy_f32(hd, scores[j++], reinterpret_cast<const float*>(vrow), out);
+                    pv_axpy_f32(hd, reinterpret_cast<const float*>(vrow), probs, nq, out);
                 }
             }
         });

@@ -15,6 +15,14 @@ namespace llama_crab {
 class KvCache;
 class ThreadPool;
 
+// Per-thread attention buffers for one task (a token and up to 8 query heads of one KV head).
+struct AttentionScratch {
+    std::vector<float> scores;   // [8][n_ctx] scores, then probabilities
+    std::vector<int32_t> cells;  // [n_ctx] the visible cells
+    std::vector<float> q;        // [8][head_dim] queries (f16-rounded for an f16 cache)
+    std::vector<uint8_t> q16;    // [8][head_dim] f16 queries
+};
+
 // Buffers sized once for n_ubatch tokens; decode allocates nothing after the first call.
 struct ForwardScratch {
     ForwardScratch(const ModelHparams& hp, int32_t n_ubatch, int32_t n_ctx, int n_threads);
@@ -30,8 +38,7 @@ struct ForwardScratch {
     std::vector<float> gate;      // [n_ubatch][n_ff]
     std::vector<float> up;        // [n_ubatch][n_ff]
     std::vector<float> rope;      // [n_ubatch][n_rot] cos/sin tables, one per token
-    std::vector<float> scores;    // [n_threads][n_ctx] attention scores of one (token, head)
-    std::vector<uint8_t> qconv;   // [n_threads][head_dim * 4] query converted to the KV type
+    std::vector<AttentionScratch> attention;  // one per thread
     std::vector<int32_t> out_rows;  // tokens whose logits are wanted
     std::vector<int32_t> vis_cells; // cells visible to the ubatch's sequences, grouped per seq mask
     std::vector<int32_t> token_mask;  // [n_ubatch] index of each token's seq mask in masks
