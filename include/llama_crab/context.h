@@ -3,11 +3,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "llama_crab/batch.h"
 #include "llama_crab/error.h"
 #include "llama_crab/model.h"
+#include "llama_crab/session.h"
 
 namespace llama_crab {
 
@@ -60,6 +62,24 @@ public:
     Pos seq_pos_max(SeqId seq_id) const;  // -1 when the sequence is empty
     void kv_clear();
     int32_t kv_used_cells() const;
+
+    // --- State: save and restore the KV of one sequence (typed), or of the whole context. ---
+    // The sequence's tokens, positions and KV with the model fingerprint and KV layout.
+    Result<SequenceState> state_seq_export(SeqId seq_id) const;
+    // Replaces the sequence's content with the state; returns the number of tokens restored. Refused with a typed
+    // error (kStateMismatch: another model, layout or KV dtype; kNoKvSpace; kInvalidFormat) before anything changes.
+    Result<int32_t> state_seq_import(SeqId seq_id, const SequenceState& state);
+    // The same as self-describing bytes (see session.h for the format).
+    size_t state_seq_size(SeqId seq_id) const;
+    std::vector<uint8_t> state_seq_get(SeqId seq_id) const;
+    Result<int32_t> state_seq_set(SeqId seq_id, const uint8_t* data, size_t size);
+    // Every sequence of the context, sharing of cells between sequences included.
+    std::vector<uint8_t> state_get() const;
+    Status state_set(const uint8_t* data, size_t size);
+    // Session files for one sequence: written atomically; loading validates everything first.
+    Status save_session(const std::string& path, SeqId seq_id) const;
+    Result<int32_t> load_session(const std::string& path, SeqId seq_id);
+    KvLayout kv_layout() const;
 
     // Internal access for the state and session modules.
     KvCache& kv_cache() { return *kv_; }

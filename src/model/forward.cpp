@@ -84,7 +84,7 @@ void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardSc
         rope_cache((float)ub.pos[t], hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, freq_factors, &s.rope[(size_t)(t * hp.n_rot)]);
     }
     // Claim the cells first so tokens of this ubatch see each other (causally) in attention.
-    for (int64_t t = 0; t < n; ++t) kv.occupy(ub.cells[t], ub.pos[t], ub.seq_mask[t]);
+    for (int64_t t = 0; t < n; ++t) kv.occupy(ub.cells[t], ub.tokens[t], ub.pos[t], ub.seq_mask[t]);
 
     // Cells visible to each distinct sequence mask of the ubatch (usually one).
     auto& masks = s.masks;

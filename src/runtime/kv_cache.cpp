@@ -25,9 +25,10 @@ bool KvCache::find_free(int32_t n, std::vector<int32_t>& out) const {
     return (int32_t)out.size() == n;
 }
 
-void KvCache::occupy(int32_t cell, Pos pos, uint64_t seq_mask) {
+void KvCache::occupy(int32_t cell, Token token, Pos pos, uint64_t seq_mask) {
     KvCell& c = cells_[(size_t)cell];
     if (c.free()) ++n_used_;
+    c.token = token;
     c.pos = pos;
     c.seqs = seq_mask;
     used_end_ = std::max(used_end_, cell + 1);
@@ -36,6 +37,7 @@ void KvCache::occupy(int32_t cell, Pos pos, uint64_t seq_mask) {
 void KvCache::release(int32_t cell) {
     KvCell& c = cells_[(size_t)cell];
     c.pos = -1;
+    c.token = -1;
     c.seqs = 0;
     --n_used_;
 }

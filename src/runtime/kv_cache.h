@@ -12,6 +12,7 @@ namespace llama_crab {
 
 struct KvCell {
     Pos pos = -1;        // -1: free
+    Token token = -1;    // the token whose K and V the cell holds (saved with states)
     uint64_t seqs = 0;   // bit s set when sequence s uses the cell
 
     bool free() const { return seqs == 0; }
@@ -45,7 +46,7 @@ public:
     // Picks n free cells (lowest first) without claiming them; false when there are not enough.
     bool find_free(int32_t n, std::vector<int32_t>& out) const;
     // Claims a free cell for a token.
-    void occupy(int32_t cell, Pos pos, uint64_t seq_mask);
+    void occupy(int32_t cell, Token token, Pos pos, uint64_t seq_mask);
 
     bool seq_rm(SeqId seq, Pos p0, Pos p1);
     void seq_cp(SeqId src, SeqId dst, Pos p0, Pos p1);
