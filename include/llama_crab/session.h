@@ -52,6 +52,10 @@ struct CacheEntry {
 
 // The versioned, checksummed binary form (session files, state_seq_get/set). Deserialising checks the magic,
 // the version, every length against the buffer, the layout's sizes and the checksum, and names what is wrong.
+// Checks a state's own consistency (positions and kv sizes match the tokens and layout): kInvalidArgument.
+Status validate_state(const SequenceState& state);
+// Exact size of serialize_state(state).
+size_t serialized_state_size(const SequenceState& state);
 std::vector<uint8_t> serialize_state(const SequenceState& state);
 Result<SequenceState> deserialize_state(const uint8_t* data, size_t size);
 

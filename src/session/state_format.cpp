@@ -3,7 +3,7 @@
 // Layout, little-endian, version 1:
 //   offset 0   magic "LCSTATE\0"                       8 bytes
 //          8   format version (1)                     u32
-//         12   header length H (bytes before tokens)  u32   = 48 + F
+//         12   header length H (bytes before tokens)  u32   = 44 + F
 //         16   fingerprint length F (<= 256)          u32
 //         20   fingerprint                            F bytes
 //     20 + F   n_layer, n_head_kv, head_dim, kv_type  4 x u32
@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #include "llama_crab/session.h"
@@ -39,7 +40,7 @@ namespace {
 constexpr char kMagic[8] = {'L', 'C', 'S', 'T', 'A', 'T', 'E', '\0'};
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxFingerprint = 256;
-constexpr size_t kFixedHeader = 48;  // header bytes besides the fingerprint
+constexpr size_t kFixedHeader = 44;  // header bytes besides the fingerprint
 
 // Emits the serialised form piece by piece, hashing as it goes; `sink` receives each piece.
 class Emitter {
