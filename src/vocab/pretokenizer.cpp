@@ -296,7 +296,7 @@ struct MatchDataDeleter {
     void operator()(pcre2_match_data* md) const { pcre2_match_data_free(md); }
 };
 
-// A code point index range [begin, end).
+// A byte range [begin, end) of the regex subject.
 struct Piece {
     uint32_t begin;
     uint32_t end;
@@ -338,33 +338,81 @@ PreTokenizer::~PreTokenizer() {
     if (match_context_) pcre2_match_context_free(static_cast<pcre2_match_context*>(match_context_));
 }
 
-void PreTokenizer::split(std::string_view text, WordList& words) const {
-    const std::vector<uint32_t> cpts = unicode::decode_lenient(text);
-    const uint32_t n = static_cast<uint32_t>(cpts.size());
-    if (n == 0) return;
+namespace {
 
-    // `canon` holds the bytes llama.cpp rebuilds words from (its own re-encoding of the decoded code points);
-    // `subject` is what the regexes see: non-ASCII whitespace as \v, and code points PCRE2 cannot take
-    // (surrogates, > U+10FFFF) as a private-use character of the same regex classes (none of L/N/P/S/M/space).
-    std::string canon, subject;
-    canon.reserve(text.size());
-    subject.reserve(text.size());
-    std::vector<uint32_t> canon_off(n + 1), subject_off(n + 1);
-    for (uint32_t k = 0; k < n; ++k) {
-        const uint32_t cpt = cpts[k];
-        canon_off[k] = static_cast<uint32_t>(canon.size());
-        subject_off[k] = static_cast<uint32_t>(subject.size());
-        unicode::append_utf8(canon, cpt);
-        if (cpt >= 0x80 && unicode::is_whitespace(cpt)) {
-            subject += '\v';
-        } else if ((cpt >= 0xD800 && cpt <= 0xDFFF) || cpt > 0x10FFFF) {
-            unicode::append_utf8(subject, 0xE000);
-        } else {
-            unicode::append_utf8(subject, cpt);
+// True when `text` is well-formed UTF-8 without non-ASCII whitespace: then llama.cpp's decode + re-encode gives the
+// same bytes and the regexes can run on the text itself.
+bool is_plain_utf8(std::string_view text) {
+    const auto* s = reinterpret_cast<const uint8_t*>(text.data());
+    const size_t n = text.size();
+    for (size_t i = 0; i < n;) {
+        const uint8_t b0 = s[i];
+        if (b0 < 0x80) {
+            ++i;
+            continue;
         }
+        uint32_t cpt;
+        size_t len;
+        if (b0 >= 0xC2 && b0 <= 0xDF) {
+            len = 2;
+            cpt = b0 & 0x1Fu;
+        } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+            len = 3;
+            cpt = b0 & 0x0Fu;
+        } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+            len = 4;
+            cpt = b0 & 0x07u;
+        } else {
+            return false;
+        }
+        if (i + len > n) return false;
+        for (size_t k = 1; k < len; ++k) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cpt = (cpt << 6) | (s[i + k] & 0x3Fu);
+        }
+        if ((len == 3 && (cpt < 0x800 || (cpt >= 0xD800 && cpt <= 0xDFFF))) || (len == 4 && (cpt < 0x10000 || cpt > 0x10FFFF))) {
+            return false;
+        }
+        if (unicode::is_whitespace(cpt)) return false;
+        i += len;
     }
-    canon_off[n] = static_cast<uint32_t>(canon.size());
-    subject_off[n] = static_cast<uint32_t>(subject.size());
+    return true;
+}
+
+}  // namespace
+
+void PreTokenizer::split(std::string_view text, WordList& words) const {
+    if (text.empty()) return;
+    // `canon` is what llama.cpp rebuilds words from (its re-encoding of the decoded code points); `subject` is what
+    // the regexes see: non-ASCII whitespace as \v, and code points PCRE2 cannot take (surrogates, > U+10FFFF) as a
+    // private-use character, which is in none of the classes the regexes use either. For plain text both are the
+    // text itself.
+    std::string canon_buf, subject_buf;
+    std::vector<uint32_t> canon_off, subject_off;  // per code point, only when the text is not plain
+    std::string_view canon = text, subject = text;
+    if (!is_plain_utf8(text)) {
+        const std::vector<uint32_t> cpts = unicode::decode_lenient(text);
+        const size_t n = cpts.size();
+        canon_off.resize(n + 1);
+        subject_off.resize(n + 1);
+        for (size_t k = 0; k < n; ++k) {
+            const uint32_t cpt = cpts[k];
+            canon_off[k] = static_cast<uint32_t>(canon_buf.size());
+            subject_off[k] = static_cast<uint32_t>(subject_buf.size());
+            unicode::append_utf8(canon_buf, cpt);
+            if (cpt >= 0x80 && unicode::is_whitespace(cpt)) {
+                subject_buf += '\v';
+            } else if ((cpt >= 0xD800 && cpt <= 0xDFFF) || cpt > 0x10FFFF) {
+                unicode::append_utf8(subject_buf, 0xE000);
+            } else {
+                unicode::append_utf8(subject_buf, cpt);
+            }
+        }
+        canon_off[n] = static_cast<uint32_t>(canon_buf.size());
+        subject_off[n] = static_cast<uint32_t>(subject_buf.size());
+        canon = canon_buf;
+        subject = subject_buf;
+    }
 
     auto* mctx = static_cast<pcre2_match_context*>(match_context_);
     std::unique_ptr<pcre2_match_data, MatchDataDeleter> md(pcre2_match_data_create(1, nullptr));
@@ -372,20 +420,15 @@ void PreTokenizer::split(std::string_view text, WordList& words) const {
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
     auto subj = reinterpret_cast<PCRE2_SPTR>(subject.data());
 
-    std::vector<Piece> pieces{{0, n}}, next;
+    // Pieces are byte ranges of `subject`.
+    std::vector<Piece> pieces{{0, static_cast<uint32_t>(subject.size())}}, next;
     for (const Compiled& re : compiled_) {
         next.clear();
         for (const Piece& p : pieces) {
-            const size_t base = subject_off[p.begin];
-            const size_t len = subject_off[p.end] - base;
-            // Byte offset inside the piece -> code point index.
-            auto to_cpt = [&](size_t off) {
-                auto it = std::lower_bound(subject_off.begin() + p.begin, subject_off.begin() + p.end + 1,
-                                           static_cast<uint32_t>(base + off));
-                return static_cast<uint32_t>(it - subject_off.begin());
-            };
+            const size_t base = p.begin;
+            const size_t len = p.end - p.begin;
             auto emit = [&](size_t from, size_t to) {
-                if (to > from) next.push_back(Piece{to_cpt(from), to_cpt(to)});
+                if (to > from) next.push_back(Piece{static_cast<uint32_t>(base + from), static_cast<uint32_t>(base + to)});
             };
             // Iterate like std::regex_iterator: unmatched stretches become pieces of their own; after an empty
             // match, first try a non-empty match at the same place, then move on by one character.
@@ -417,10 +460,18 @@ void PreTokenizer::split(std::string_view text, WordList& words) const {
         pieces.swap(next);
     }
 
+    // Subject byte offset -> canon byte offset (through the code point index when the two differ).
+    auto to_canon = [&](uint32_t off) -> uint32_t {
+        if (subject_off.empty()) return off;
+        const auto it = std::lower_bound(subject_off.begin(), subject_off.end(), off);
+        return canon_off[static_cast<size_t>(it - subject_off.begin())];
+    };
+    const auto& table = unicode::byte_token_table();
     for (const Piece& p : pieces) {
-        const std::string_view bytes(canon.data() + canon_off[p.begin], canon_off[p.end] - canon_off[p.begin]);
+        const uint32_t begin = to_canon(p.begin);
+        const std::string_view bytes = canon.substr(begin, to_canon(p.end) - begin);
         if (byte_encode_) {
-            for (char ch : bytes) words.bytes += unicode::byte_to_token_text(static_cast<uint8_t>(ch));
+            for (char ch : bytes) words.bytes += table[static_cast<uint8_t>(ch)];
         } else {
             words.bytes += bytes;
         }

@@ -115,6 +115,7 @@ const ByteTables& byte_tables() {
 }  // namespace
 
 const std::string& byte_to_token_text(uint8_t byte) { return byte_tables().byte_to_text[byte]; }
+const std::array<std::string, 256>& byte_token_table() { return byte_tables().byte_to_text; }
 
 int token_cpt_to_byte(uint32_t cpt) { return cpt < 512 ? byte_tables().cpt_to_byte[cpt] : -1; }
 

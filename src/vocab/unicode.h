@@ -3,6 +3,7 @@
 // token ids must match llama.cpp even for odd input.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -34,6 +35,7 @@ bool is_whitespace(uint32_t cpt);
 
 // GPT-2 byte-level encoding: every byte maps to one printable code point.
 const std::string& byte_to_token_text(uint8_t byte);
+const std::array<std::string, 256>& byte_token_table();
 // The byte a code point stands for in the GPT-2 encoding, or -1.
 int token_cpt_to_byte(uint32_t cpt);
 

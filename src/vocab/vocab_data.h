@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +15,29 @@
 #include "vocab/vocab.h"
 
 namespace llama_crab::vocab_detail {
+
+// Hash for the short strings of a vocabulary (faster than std::hash's byte loop for 2-20 byte keys).
+struct StringHash {
+    size_t operator()(std::string_view s) const noexcept {
+        uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+        const char* p = s.data();
+        size_t n = s.size();
+        while (n >= 8) {
+            uint64_t w;
+            std::memcpy(&w, p, 8);
+            h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+            h ^= h >> 31;
+            p += 8;
+            n -= 8;
+        }
+        uint64_t w = 0;
+        std::memcpy(&w, p, n);
+        h = (h ^ w) * 0x94D049BB133111EBull;
+        return static_cast<size_t>(h ^ (h >> 29));
+    }
+};
+
+using StringMap = std::unordered_map<std::string_view, int32_t, StringHash>;
 
 struct TokenData {
     std::string text;
@@ -30,12 +54,21 @@ struct VocabData {
 
     std::vector<TokenData> tokens;
     // Views into tokens[i].text. `tokens` is never resized after the map is built.
-    std::unordered_map<std::string_view, int32_t> token_to_id;
+    StringMap token_to_id;
     int max_token_len = 0;
 
     // BPE merges: "left right" -> rank (the first occurrence of a pair wins, as in llama.cpp).
     std::vector<std::string> merges;
-    std::unordered_map<std::string_view, int32_t> merge_rank;
+    StringMap merge_rank;
+    // The same merges keyed by (left id << 32 | right id) when both sides are tokens, with the id of the merged text
+    // (-1 when it is not a token): the merge loop then needs no string building.
+    struct Merge {
+        int32_t rank;
+        int32_t result;
+    };
+    std::unordered_map<uint64_t, Merge> merge_by_ids;
+    // BPE: the token id of each single character below U+0800 (all of the byte-level alphabet), -1 when none.
+    std::vector<int32_t> char_token;
 
     int32_t bos = -1, eos = -1, eot = -1, eom = -1, unk = -1, sep = -1, pad = -1, mask = -1, nl = -1;
     int32_t fim_pre = -1, fim_suf = -1, fim_mid = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
@@ -61,6 +94,10 @@ struct VocabData {
     // Byte fallback. SPM: the <0xXX> token (or the one-byte token); BPE: the token whose text is that raw byte.
     std::array<int32_t, 256> byte_token{};
 
+    // SPM: every pair of adjacent characters found inside some token, packed as (bytes of a) << 32 | (bytes of b).
+    // Where the text has a pair not in this set no merge can ever cross, so the text can be merged in pieces.
+    std::unordered_set<uint64_t> spm_pairs;
+
     std::unique_ptr<PreTokenizer> pretokenizer;  // BPE only
     std::vector<std::string> warnings;
 
@@ -76,6 +113,16 @@ struct VocabData {
 void spm_tokenize(const VocabData& v, std::string_view text, std::vector<int32_t>& out);
 void bpe_tokenize(const VocabData& v, std::string_view text, std::vector<int32_t>& out);
 void wpm_tokenize(const VocabData& v, std::string_view text, std::vector<int32_t>& out);
+
+// Packs two adjacent characters (1-4 bytes each) for VocabData::spm_pairs. Different pairs may share a key; that
+// only costs a missed cut, never a wrong one.
+inline uint64_t char_pair_key(std::string_view a, std::string_view b) {
+    uint32_t ka = 0, kb = 0;
+    for (char c : a) ka = (ka << 8) | static_cast<uint8_t>(c);
+    for (char c : b) kb = (kb << 8) | static_cast<uint8_t>(c);
+    return (static_cast<uint64_t>(ka) << 32) | kb;
+}
+void build_spm_pairs(VocabData& v);
 
 // llama.cpp's token_to_piece(special = true) for one id, computed without the cache.
 std::string render_piece(const VocabData& v, int32_t id);

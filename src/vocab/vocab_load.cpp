@@ -53,6 +53,7 @@ public:
         if (v_.type == VocabType::kBpe) {
             LC_ASSIGN_OR_RETURN(v_.pretokenizer, PreTokenizer::create(v_.pre_config->regexes, true));
         }
+        if (v_.type == VocabType::kSpm) build_spm_pairs(v_);
         find_newline();
         LC_TRY(read_special_ids());
         LC_TRY(read_flags());
@@ -195,12 +196,25 @@ private:
             }
         }
         v_.merge_rank.reserve(v_.merges.size());
+        v_.merge_by_ids.reserve(v_.merges.size());
         for (size_t i = 0; i < v_.merges.size(); ++i) {
             const std::string& m = v_.merges[i];
             // Split at the first space after the first byte, as llama.cpp does; "left right" is then the lookup key.
             const size_t pos = m.find(' ', 1);
             if (pos == std::string::npos) continue;
-            v_.merge_rank.emplace(m, static_cast<int32_t>(i));
+            if (!v_.merge_rank.emplace(m, static_cast<int32_t>(i)).second) continue;
+            const int32_t left = v_.find(std::string_view(m).substr(0, pos));
+            const int32_t right = v_.find(std::string_view(m).substr(pos + 1));
+            if (left < 0 || right < 0) continue;
+            std::string merged = m.substr(0, pos);
+            merged.append(m, pos + 1, std::string::npos);
+            const int32_t result = v_.find(merged);
+            v_.merge_by_ids.emplace((static_cast<uint64_t>(left) << 32) | static_cast<uint32_t>(right),
+                                    VocabData::Merge{static_cast<int32_t>(i), result});
+        }
+        if (v_.type == VocabType::kBpe) {
+            v_.char_token.assign(0x800, -1);
+            for (uint32_t cpt = 0; cpt < 0x800; ++cpt) v_.char_token[cpt] = v_.find(unicode::to_utf8(cpt));
         }
         v_.byte_token.fill(-1);
         for (int b = 0; b < 256; ++b) {
