@@ -1,0 +1,137 @@
+// Prefix caches: store the KV state of token sequences, find the longest cached prefix of a new prompt.
+//
+// Keys are token ids plus the model fingerprint and KV layout, never raw text: a state of another model (or
+// another KV dtype) can never match. Both caches cut a state into blocks of kCacheBlockTokens tokens; block i of
+// a state is keyed by a 128-bit XXH3 hash chained over (fingerprint + layout, key of block i-1, tokens of block
+// i). A lookup walks the query's chain block by block, so it costs O(query length) whatever the number of
+// entries; shared prefixes are stored once and reference-counted.
+//
+// Every prefix of a stored state is itself a valid state (attention is causal), so lookup returns the longest
+// common prefix of the query with anything stored, down to the token, not only whole stored entries.
+//
+// Stored states must have positions 0..n-1 (a prompt from the start of a sequence); store() refuses others.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llama_crab/batch.h"
+#include "llama_crab/error.h"
+#include "llama_crab/session.h"
+
+namespace llama_crab {
+
+inline constexpr size_t kCacheBlockTokens = 64;
+
+// Counters since the cache object was created (a DiskCache counts this process's operations).
+struct CacheStats {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t evictions = 0;   // entries evicted to stay within the budget
+    uint64_t stores = 0;      // successful store() calls (including ones that only refreshed an entry)
+    uint64_t bytes_in = 0;    // state bytes (KV + tokens) given to successful stores
+    uint64_t bytes_out = 0;   // state bytes (KV + tokens) returned by hits
+    uint64_t hit_tokens = 0;  // tokens returned by hits
+};
+
+class Cache {
+public:
+    virtual ~Cache() = default;
+
+    // Stores entry.state (the first entry.n_past tokens of it; n_past <= 0 means all) under `tokens`, which must
+    // begin with those state tokens. Storing an existing sequence refreshes it. Evicts least-recently-used entries
+    // to make room; an entry that cannot fit in the whole capacity is refused (kInvalidArgument).
+    virtual Status store(const std::vector<Token>& tokens, const CacheEntry& entry) = 0;
+
+    // The longest stored prefix of `tokens` for this model, any KV layout: n_past is the number of tokens it
+    // covers and state holds exactly those tokens. nullopt when not even one token matches.
+    virtual std::optional<CacheEntry> lookup(const std::vector<Token>& tokens, const std::string& model_fingerprint) = 0;
+    // The same, restricted to states with this KV layout (a context can only load its own layout).
+    virtual std::optional<CacheEntry> lookup(const std::vector<Token>& tokens, const std::string& model_fingerprint,
+                                             const KvLayout& layout) = 0;
+
+    virtual size_t size_bytes() const = 0;     // bytes held, counted against the capacity
+    virtual size_t capacity_bytes() const = 0;
+    virtual size_t len() const = 0;            // number of entries
+    virtual Status clear() = 0;
+    virtual CacheStats stats() const = 0;
+};
+
+// In-memory cache. Thread-safe. Counts every byte: block KV and token bytes plus a documented estimate of the
+// bookkeeping around them (see ram_cache.cpp); size_bytes() never exceeds the capacity.
+class RamCache : public Cache {
+public:
+    explicit RamCache(size_t capacity_bytes);
+    ~RamCache() override;
+    RamCache(const RamCache&) = delete;
+    RamCache& operator=(const RamCache&) = delete;
+
+    Status store(const std::vector<Token>& tokens, const CacheEntry& entry) override;
+    std::optional<CacheEntry> lookup(const std::vector<Token>& tokens, const std::string& model_fingerprint) override;
+    std::optional<CacheEntry> lookup(const std::vector<Token>& tokens, const std::string& model_fingerprint,
+                                     const KvLayout& layout) override;
+    size_t size_bytes() const override;
+    size_t capacity_bytes() const override;
+    size_t len() const override;
+    Status clear() override;
+    CacheStats stats() const override;
+
+    size_t n_blocks() const;  // distinct blocks held (shared ones once)
+
+private:
+    std::optional<CacheEntry> lookup_impl(const std::vector<Token>& tokens, const std::string& model_fingerprint,
+                                          const KvLayout* layout);
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+struct DiskCacheOptions {
+    int zstd_level = 1;
+    // fsync block files and their folder before the index row that names them commits (power-loss safety).
+    // Crash (SIGKILL) safety does not depend on it.
+    bool fsync = true;
+    int busy_timeout_ms = 30000;
+};
+
+// Persistent cache in a folder: index.sqlite (the source of truth) and blocks/ (zstd-compressed block files).
+// Safe for several threads and processes sharing the folder, and for processes killed mid-store.
+class DiskCache : public Cache {
+public:
+    static Result<std::shared_ptr<DiskCache>> open(const std::string& dir, size_t capacity_bytes,
+                                                   const DiskCacheOptions& options = {});
+    ~DiskCache() override;
+    DiskCache(const DiskCache&) = delete;
+    DiskCache& operator=(const DiskCache&) = delete;
+
+    Status store(const std::vector<Token>& tokens, const CacheEntry& entry) override;
+    std::optional<CacheEntry> lookup(const std::vector<Token>& tokens, const std::string& model_fingerprint) override;
+    std::optional<CacheEntry> lookup(const std::vector<Token>& tokens, const std::string& model_fingerprint,
+                                     const KvLayout& layout) override;
+    // Block file bytes on disk plus an estimate of the index rows (see disk_cache.cpp).
+    size_t size_bytes() const override;
+    size_t capacity_bytes() const override;
+    size_t len() const override;
+    Status clear() override;
+    CacheStats stats() const override;
+
+    size_t n_blocks() const;
+    const std::string& dir() const;
+    // Removes block files no committed row names and temporary files of dead writers. open() runs it.
+    Status gc();
+    // Full check, under the write lock: every entry's block chain is complete, refcounts equal references, no
+    // orphan rows or files, every block file exists and verifies, the stored totals equal the sums.
+    Status check_consistency();
+
+private:
+    std::optional<CacheEntry> lookup_impl(const std::vector<Token>& tokens, const std::string& model_fingerprint,
+                                          const KvLayout* layout);
+    struct Impl;
+    explicit DiskCache(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llama_crab
