@@ -1,6 +1,7 @@
 // RamCache specifics: byte accounting, dedup of shared prefixes, threads, lookup cost independent of size.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -147,7 +148,11 @@ TEST(RamCache, LookupCostDoesNotGrowWithEntries) {
         const auto t = concat(prefix, random_tokens(rng, 20));
         ASSERT_TRUE(big.store(t, make_entry(t, fp, tiny)).ok());
     }
-    const double t_small = time_lookups(small), t_big = time_lookups(big);
+    double t_small = 1e9, t_big = 1e9;  // best of three, to shrug off a busy machine
+    for (int rep = 0; rep < 3; ++rep) {
+        t_small = std::min(t_small, time_lookups(small));
+        t_big = std::min(t_big, time_lookups(big));
+    }
     EXPECT_LT(t_big, t_small * 5 + 0.01) << t_small << " s vs " << t_big << " s";
 }
 
