@@ -350,7 +350,8 @@ Result<std::shared_ptr<DiskCache>> DiskCache::open(const std::string& dir, size_
             impl->unlink_files(unlink_after);
         }
     } catch (const SqlError& e) {
-        return make_error(ErrorCode::kIo, fmt::format("disk cache '{}': {}", dir, e.what()));
+        return make_error(e.not_a_database() ? ErrorCode::kInvalidFormat : ErrorCode::kIo,
+                          fmt::format("disk cache '{}': {}", dir, e.what()));
     }
     return std::shared_ptr<DiskCache>(new DiskCache(std::move(impl)));
 }

@@ -194,7 +194,7 @@ TEST(DiskCache, ForeignIndexIsRefused) {
     testing::write_file_bytes(dir.path() / "index.sqlite", std::vector<uint8_t>(4096, 'x'));
     auto c = DiskCache::open(dir.path().string(), 1 << 20, fast());
     ASSERT_FALSE(c.ok());
-    EXPECT_EQ(c.error().code, ErrorCode::kIo);
+    EXPECT_EQ(c.error().code, ErrorCode::kInvalidFormat) << c.error().to_string();
 }
 
 TEST(DiskCache, ThreadsShareOneCacheAndTwoHandles) {

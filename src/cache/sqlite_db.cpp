@@ -19,6 +19,8 @@ bool SqlError::busy() const {
     return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
 }
 
+bool SqlError::not_a_database() const { return (code & 0xff) == SQLITE_NOTADB; }
+
 Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
     const int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr);
     if (rc != SQLITE_OK) fail(db, rc, fmt::format("prepare '{}'", sql).c_str());

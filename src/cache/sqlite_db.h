@@ -17,6 +17,7 @@ struct SqlError : std::runtime_error {
     SqlError(int code, const std::string& what) : std::runtime_error(what), code(code) {}
     int code;
     bool busy() const;  // SQLITE_BUSY / SQLITE_LOCKED: worth retrying the whole transaction
+    bool not_a_database() const;  // SQLITE_NOTADB: the index file is something else
 };
 
 class Stmt {
