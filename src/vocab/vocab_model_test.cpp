@@ -331,3 +331,82 @@ TEST(VocabModels, LoadsModelVocabularies) {
 
 }  // namespace
 }  // namespace llama_crab
+
+namespace llama_crab {
+namespace {
+
+// llama.cpp's tests/test-tokenizer-1-bpe.cpp (disabled upstream for slowness): every token's text tokenises back to
+// text that detokenizes the same, and every code point survives tokenize + detokenize.
+class VocabBpeRoundTrip : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(VocabBpeRoundTrip, EveryTokenAndCodepointRoundTrips) {
+    if (!testing::testdata_available()) GTEST_SKIP() << "test data not found";
+    auto v = load_vocab(testdata_path(std::string("vocab/") + GetParam()));
+    ASSERT_TRUE(v);
+    int failures = 0;
+    for (int32_t id = 0; id < v->n_tokens() && failures < 10; ++id) {
+        const std::string str = v->detokenize({id}, false, true);
+        // llama.cpp skips texts that are not valid UTF-8 (its decoder throws there).
+        bool valid = true;
+        for (uint32_t cpt : unicode::decode_lenient(str)) valid = valid && cpt != unicode::kReplacement;
+        if (!valid && str.find("\xef\xbf\xbd") == std::string::npos) continue;
+        const auto ids = v->tokenize(str, false, true);
+        const std::string check = v->detokenize(ids, false, true);
+        if (check != str) {
+            ++failures;
+            ADD_FAILURE() << GetParam() << ": token " << id << " '" << escape(str) << "' comes back as '" << escape(check)
+                          << "'";
+        }
+    }
+    for (uint32_t cp = 0; cp < 0x110000 && failures < 10; ++cp) {
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x40000 && cp <= 0xE0000)) continue;
+        const std::string str = unicode::to_utf8(cp);
+        // Falcon's vocabulary has no token for 28 of the 256 bytes; llama.cpp drops such bytes as well.
+        bool bytes_known = true;
+        for (char c : str) {
+            bytes_known = bytes_known && v->find_token(unicode::byte_to_token_text(static_cast<uint8_t>(c))) >= 0;
+        }
+        if (!bytes_known) continue;
+        const std::string check = v->detokenize(v->tokenize(str, false, false), false, true);
+        if (cp != 0x2581 && check != str) {
+            ++failures;
+            ADD_FAILURE() << GetParam() << ": code point " << cp << " comes back as '" << escape(check) << "'";
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(BpeVocabs, VocabBpeRoundTrip,
+                         ::testing::Values("ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-falcon.gguf",
+                                           "ggml-vocab-mpt.gguf", "ggml-vocab-refact.gguf",
+                                           "ggml-vocab-starcoder.gguf", "ggml-vocab-qwen2.gguf",
+                                           "ggml-vocab-deepseek-llm.gguf", "ggml-vocab-deepseek-coder.gguf"));
+
+// The CLI commands and their output shapes.
+TEST(VocabCli, TokenizeAndDetokenize) {
+    if (!testing::testdata_available()) GTEST_SKIP() << "test data not found";
+    const std::string cli = testing::cli_path().string();
+    const std::string model = testdata_path("models/stories260K.gguf").string();
+    const std::string vocab_only = testdata_path("vocab/ggml-vocab-llama-bpe.gguf").string();
+    std::string out;
+    ASSERT_EQ(testing::run_command(cli + " tokenize --model " + model + " --text 'Once upon a time' --json", &out), 0);
+    EXPECT_EQ(nlohmann::json::parse(out), nlohmann::json::parse(R"({"tokens":[1,403,407,261,378]})"));
+    out.clear();
+    ASSERT_EQ(testing::run_command(cli + " tokenize --model " + model + " --text 'Once upon a time' --no-bos", &out), 0);
+    EXPECT_EQ(out, "403 407 261 378\n");
+    out.clear();
+    ASSERT_EQ(testing::run_command(cli + " tokenize --model " + vocab_only +
+                                       " --text 'Hello<|eot_id|>' --parse-special --json 2>/dev/null",
+                                   &out),
+              0);
+    EXPECT_EQ(nlohmann::json::parse(out).at("tokens"), nlohmann::json::parse("[128000, 9906, 128009]"));
+    out.clear();
+    ASSERT_EQ(testing::run_command(cli + " detokenize --model " + model + " --tokens 1,403,407,261,378 --json", &out), 0);
+    EXPECT_EQ(nlohmann::json::parse(out).at("text"), " Once upon a time");
+    out.clear();
+    EXPECT_NE(testing::run_command(cli + " detokenize --model " + model + " --tokens 1,99999 2>/dev/null", &out), 0);
+    EXPECT_NE(testing::run_command(cli + " tokenize --model /nonexistent.gguf --text x 2>/dev/null", &out), 0);
+    EXPECT_NE(testing::run_command(cli + " tokenize --model " + model + " 2>/dev/null", &out), 0);
+}
+
+}  // namespace
+}  // namespace llama_crab
