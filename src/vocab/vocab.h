@@ -4,8 +4,9 @@
 //
 // A Vocab is immutable once loaded; every const method is thread-safe.
 //
-// Token ids outside [0, n_tokens()) never crash: token_to_piece() returns "" for them, detokenize() skips them, and
-// the getters return "" / 0 / false.
+// Token ids outside [0, n_tokens()) never crash (llama.cpp would throw): token_to_piece() returns "" for them,
+// detokenize() and StreamingDecoder render them as "" (like a hidden control token, so a first one still takes the
+// leading-space strip), and the getters return "" / 0 / false / -1.
 #pragma once
 
 #include <cstdint>
