@@ -43,6 +43,7 @@
 
 #include "cache/block_file.h"
 #include "cache/cache_keys.h"
+#include "cache/disk_cache_testing.h"
 #include "cache/sqlite_db.h"
 #include "llama_crab/cache.h"
 
@@ -52,6 +53,11 @@ using namespace cache_detail;
 namespace fs = std::filesystem;
 
 namespace {
+
+CrashHook g_crash_hook = nullptr;
+void crash_point(const char* point) {
+    if (g_crash_hook) g_crash_hook(point);
+}
 
 constexpr int64_t kSchemaVersion = 1;
 constexpr int64_t kEntryRowBytes = 160;
@@ -200,6 +206,8 @@ int64_t drop_entry(Db& db, int64_t entry_id, std::vector<std::string>* unlink_af
 }
 
 }  // namespace
+
+void cache_detail::set_disk_cache_crash_hook(CrashHook hook) { g_crash_hook = hook; }
 
 struct DiskCache::Impl {
     std::string dir, blocks_dir, tmp_dir, db_path;
@@ -465,6 +473,7 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
         }
     }
 
+    crash_point("temps_written");
     // Phase 3 (write lock): resolve again, publish, insert, evict, commit.
     std::vector<std::string> unlink_after;
     std::vector<std::string> published;
@@ -561,9 +570,12 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
         meta_add(db, "total_bytes", added);
         meta_add(db, "n_entries", 1);
         meta_add(db, "n_blocks", new_blocks);
+        crash_point("published");
         const int64_t evicted = evict_to(db, (int64_t)capacity, entry_id, &unlink_after);
+        crash_point("evicted");
         t.commit();
         published.clear();
+        crash_point("committed");
         if (evicted) {
             std::lock_guard<std::mutex> lock(stats_mu);
             stats.evictions += (uint64_t)evicted;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "cache/cache_test_util.h"
+#include "cache/disk_cache_testing.h"
 #include "llama_crab/cache.h"
 #include "support/testdata.h"
 
@@ -151,6 +153,74 @@ TEST(DiskCache, SigkillDuringStoresNeverLeavesPartialEntries) {
     auto c = DiskCache::open(path, cap);
     ASSERT_TRUE(c.ok());
     EXPECT_GT((*c)->len(), 0u);  // the children did get entries in between the kills
+}
+
+// Kills a storing process exactly at each step of the store protocol. Before the commit the entry must be
+// absent; after it, present and valid; in every case the folder reopens consistent with no leftovers.
+const char* g_kill_point = nullptr;
+void kill_at(const char* point) {
+    if (g_kill_point && std::strcmp(point, g_kill_point) == 0) raise(SIGKILL);
+}
+
+TEST(DiskCache, KillAtEveryStoreStepIsAtomic) {
+    const std::string fp = fingerprint(98);
+    std::mt19937_64 rng(31);
+    const auto shared = random_tokens(rng, 200);
+    for (const char* point : {"temps_written", "published", "evicted", "committed"}) {
+        testing::TempDir dir;
+        const std::string path = (dir / "cache").string();
+        // A budget that the three existing entries fill, so the killed store has to evict.
+        std::vector<std::vector<Token>> before;
+        size_t cap = 0;
+        {
+            auto c = DiskCache::open(path, 1 << 30);
+            ASSERT_TRUE(c.ok());
+            for (int i = 0; i < 3; ++i) {
+                before.push_back(concat(i == 0 ? shared : head(shared, 150), random_tokens(rng, 150)));
+                ASSERT_TRUE((*c)->store(before.back(), make_entry(before.back(), fp, small_layout())).ok());
+            }
+            cap = (*c)->size_bytes() + 1000;
+        }
+        const auto victim = concat(shared, random_tokens(rng, 130));
+        const pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            auto c = DiskCache::open(path, cap);
+            if (!c.ok()) _exit(2);
+            g_kill_point = point;
+            cache_detail::set_disk_cache_crash_hook(kill_at);
+            (void)(*c)->store(victim, make_entry(victim, fp, small_layout()));
+            _exit(3);  // the kill point was never reached
+        }
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << point << ": status " << status;
+
+        auto c = DiskCache::open(path, cap);
+        ASSERT_TRUE(c.ok()) << point;
+        auto st = (*c)->check_consistency();
+        ASSERT_TRUE(st.ok()) << point << ": " << st.error().to_string();
+        size_t leftovers = 0;
+        for (const auto& e : fs::directory_iterator(fs::path(path) / "tmp")) (void)e, ++leftovers;
+        EXPECT_EQ(leftovers, 0u) << point;
+        auto got = (*c)->lookup(victim, fp);
+        const bool committed = std::strcmp(point, "committed") == 0;
+        ASSERT_TRUE(got.has_value()) << point;  // at least the shared prefix is there either way
+        EXPECT_EQ(check_entry(*got, victim, fp), "") << point;
+        if (committed) {
+            EXPECT_EQ((size_t)got->n_past, victim.size()) << point;
+            EXPECT_LE((*c)->len(), 3u) << point;  // at least one evicted, the new one in
+        } else {
+            EXPECT_LT((size_t)got->n_past, victim.size()) << point;
+            EXPECT_EQ((*c)->len(), 3u) << point;  // nothing evicted: the transaction rolled back
+            for (const auto& b : before) {
+                auto old = (*c)->lookup(b, fp);
+                ASSERT_TRUE(old.has_value());
+                EXPECT_EQ((size_t)old->n_past, b.size()) << point;
+            }
+        }
+        EXPECT_LE(dir_block_bytes(path), cap) << point;
+    }
 }
 
 }  // namespace
