@@ -2,7 +2,6 @@
 #pragma once
 
 #include <array>
-#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,28 +15,7 @@
 
 namespace llama_crab::vocab_detail {
 
-// Hash for the short strings of a vocabulary (faster than std::hash's byte loop for 2-20 byte keys).
-struct StringHash {
-    size_t operator()(std::string_view s) const noexcept {
-        uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
-        const char* p = s.data();
-        size_t n = s.size();
-        while (n >= 8) {
-            uint64_t w;
-            std::memcpy(&w, p, 8);
-            h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-            h ^= h >> 31;
-            p += 8;
-            n -= 8;
-        }
-        uint64_t w = 0;
-        std::memcpy(&w, p, n);
-        h = (h ^ w) * 0x94D049BB133111EBull;
-        return static_cast<size_t>(h ^ (h >> 29));
-    }
-};
-
-using StringMap = std::unordered_map<std::string_view, int32_t, StringHash>;
+using StringMap = std::unordered_map<std::string_view, int32_t>;
 
 struct TokenData {
     std::string text;
