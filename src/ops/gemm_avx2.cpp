@@ -1,0 +1,360 @@
+// AVX2 GEMM / GEMV kernels of Q4_0 and Q8_0 weights against ActQ8 activations (layouts in gemm.h). Compiled with
+// -mavx2 -mfma -mf16c; called only when cpu_has_avx2().
+//
+// Only intrinsics, memcpy and internal-linkage helpers here: an inline function or template shared with portable
+// code (std::min, ...) would be emitted as a comdat compiled for AVX2 that the linker might keep for portable
+// callers too.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "ops/gemm.h"
+#include "ops/quant_basic.h"
+
+namespace llama_crab {
+namespace {
+
+using u8 = uint8_t;
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline void storeu(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+
+inline int32_t load_i32(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+inline float load_f32(const void* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+inline float load_h(const void* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+// The 4-byte group at p in every 32-bit lane.
+inline __m256i bcast32(const void* p) { return _mm256_set1_epi32(load_i32(p)); }
+
+inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+// The 32 nibbles of a Q4_0 block in element order: low nibbles (elements 0..15), then high nibbles.
+inline __m256i q4_0_codes(const u8* qs) {
+    const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+    return _mm256_and_si256(_mm256_srlv_epi64(t, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
+}
+
+// An empty asm that claims to modify v: it pins the running sum in a register and keeps the compiler from
+// re-associating the chain of adds into a tree of spilled partial products (measured: 25-35% faster kernels).
+inline void keep_in_register(__m256i& v) { __asm__("" : "+x"(v)); }
+
+// 8 x 8 transpose of 32-bit elements: out[g] dword r = in[r] dword g.
+inline void transpose8(const __m256i (&in)[8], __m256i (&out)[8]) {
+    const __m256i t0 = _mm256_unpacklo_epi32(in[0], in[1]), t1 = _mm256_unpackhi_epi32(in[0], in[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(in[2], in[3]), t3 = _mm256_unpackhi_epi32(in[2], in[3]);
+    const __m256i t4 = _mm256_unpacklo_epi32(in[4], in[5]), t5 = _mm256_unpackhi_epi32(in[4], in[5]);
+    const __m256i t6 = _mm256_unpacklo_epi32(in[6], in[7]), t7 = _mm256_unpackhi_epi32(in[6], in[7]);
+    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    out[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+    out[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+    out[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+    out[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+    out[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    out[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    out[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    out[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+// Writes 8 float results (lanes = rows) of one column: all of them, or the first n_rows.
+inline void store_rows(float* y, __m256 v, int n_rows) {
+    if (n_rows == kPanelRows) {
+        _mm256_storeu_ps(y, v);
+    } else {
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        for (int r = 0; r < n_rows; ++r) y[r] = t[r];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- packing
+
+// The 8 fp16 scales of one block of 8 rows (zero past n_rows) as floats.
+// (Built in a register: eight 2-byte stores read back as one 16-byte load would stall store forwarding.)
+inline void store_scales(const u8* w, size_t row_bytes, int n_rows, size_t offset, u8* dst) {
+    auto h = [&](int r) -> short {
+        uint16_t v = 0;
+        if (r < n_rows) std::memcpy(&v, w + (size_t)r * row_bytes + offset, 2);
+        return (short)v;
+    };
+    const __m128i v = _mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7));
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst), _mm256_cvtph_ps(v));
+}
+
+// Q8_0: the 32 quants of each row are one vector; an 8 x 8 dword transpose makes the groups.
+void pack_q8_0(const u8* w, size_t row_bytes, int n_rows, int64_t n, u8* panel) {
+    const int64_t nb = n / 32;
+    for (int64_t b = 0; b < nb; ++b) {
+        const size_t off = (size_t)b * sizeof(BlockQ8_0);
+        __m256i rows[8], groups[8];
+        for (int r = 0; r < 8; ++r) {
+            rows[r] = r < n_rows ? loadu(w + (size_t)r * row_bytes + off + offsetof(BlockQ8_0, qs)) : _mm256_setzero_si256();
+        }
+        transpose8(rows, groups);
+        for (int g = 0; g < 8; ++g) storeu(panel + 256 * b + 32 * g, groups[g]);
+        store_scales(w, row_bytes, n_rows, off, panel + 256 * nb + 32 * b);
+    }
+}
+
+// Q4_0: dword k of the 16 packed bytes holds elements 4k..4k+3 (low nibbles) and 16+4k..16+4k+3 (high
+// nibbles), so transposing the packed dwords of 8 rows (a 4 x 4 transpose in each 128-bit lane, rows 0-3 in the
+// low lane and 4-7 in the high one) gives groups k and k + 4 after one mask and one shift.
+void pack_q4_0(const u8* w, size_t row_bytes, int n_rows, int64_t n, u8* panel) {
+    const int64_t nb = n / 32;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t b = 0; b < nb; ++b) {
+        const size_t off = (size_t)b * sizeof(BlockQ4_0);
+        __m128i q[8];
+        for (int r = 0; r < 8; ++r) {
+            q[r] = r < n_rows ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + (size_t)r * row_bytes + off + offsetof(BlockQ4_0, qs)))
+                              : _mm_setzero_si128();
+        }
+        __m256i y[4];
+        for (int i = 0; i < 4; ++i) y[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(q[i]), q[i + 4], 1);
+        const __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpackhi_epi32(y[0], y[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(y[2], y[3]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+        const __m256i v[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                              _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+        u8* dst = panel + 256 * b;
+        for (int k = 0; k < 4; ++k) {
+            storeu(dst + 32 * k, _mm256_and_si256(v[k], m4));
+            storeu(dst + 32 * (k + 4), _mm256_and_si256(_mm256_srli_epi16(v[k], 4), m4));
+        }
+        store_scales(w, row_bytes, n_rows, off, panel + 256 * nb + 32 * b);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- panels
+
+// Q4_0: per block and column, the 8 groups' maddubs products (nibbles x int8, pairs <= 2 * 15 * 127) add up in
+// int16 without overflow (8 * 3810 < 32768); one madd widens them, the -8 offset comes off as 8 * sum(y).
+template <int C>
+void panel_q4_0_cols(int64_t n, const u8* panel, int n_rows, const u8* act, size_t act_stride, float* y,
+                     int64_t y_stride) {
+    const int64_t nb = n / 32;
+    const u8* a[C];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) a[c] = act + (size_t)c * act_stride;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[C];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const u8* pq = panel + 256 * b;
+        __m256i s16[C];
+        {
+            const __m256i w = loadu(pq);
+#pragma GCC unroll 16
+            for (int c = 0; c < C; ++c) s16[c] = _mm256_maddubs_epi16(w, bcast32(a[c] + 32 * b));
+        }
+        for (int g = 1; g < 8; ++g) {
+            const __m256i w = loadu(pq + 32 * g);
+#pragma GCC unroll 16
+            for (int c = 0; c < C; ++c) {
+                s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(w, bcast32(a[c] + 32 * b + 4 * g)));
+                keep_in_register(s16[c]);
+            }
+        }
+        const __m256 dx = _mm256_loadu_ps(reinterpret_cast<const float*>(panel + 256 * nb + 32 * b));
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+            const __m256i corr = _mm256_slli_epi32(bcast32(a[c] + 36 * nb + 4 * b), 3);
+            const __m256i sum = _mm256_sub_epi32(_mm256_madd_epi16(s16[c], ones), corr);
+            const __m256 scale = _mm256_mul_ps(dx, _mm256_set1_ps(load_f32(a[c] + 32 * nb + 4 * b)));
+            acc[c] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum), acc[c]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) store_rows(y + c * y_stride, acc[c], n_rows);
+}
+
+// Q8_0: |w| x sign(y, w) by maddubs (pairs <= 2 * 127 * 127, so every group is widened to int32 at once).
+template <int C>
+void panel_q8_0_cols(int64_t n, const u8* panel, int n_rows, const u8* act, size_t act_stride, float* y,
+                     int64_t y_stride) {
+    const int64_t nb = n / 32;
+    const u8* a[C];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) a[c] = act + (size_t)c * act_stride;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[C];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const u8* pq = panel + 256 * b;
+        __m256i s32[C];
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) s32[c] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; ++g) {
+            const __m256i w = loadu(pq + 32 * g);
+            const __m256i aw = _mm256_sign_epi8(w, w);
+#pragma GCC unroll 16
+            for (int c = 0; c < C; ++c) {
+                const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast32(a[c] + 32 * b + 4 * g), w));
+                s32[c] = _mm256_add_epi32(s32[c], _mm256_madd_epi16(p, ones));
+                keep_in_register(s32[c]);
+            }
+        }
+        const __m256 dx = _mm256_loadu_ps(reinterpret_cast<const float*>(panel + 256 * nb + 32 * b));
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+            const __m256 scale = _mm256_mul_ps(dx, _mm256_set1_ps(load_f32(a[c] + 32 * nb + 4 * b)));
+            acc[c] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s32[c]), acc[c]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) store_rows(y + c * y_stride, acc[c], n_rows);
+}
+
+using PanelColsFn = void (*)(int64_t, const u8*, int, const u8*, size_t, float*, int64_t);
+
+// Columns in tiles of C (kernel KC), then one tile of the 1..3 left over.
+template <int C, PanelColsFn K1, PanelColsFn K2, PanelColsFn K3, PanelColsFn KC>
+void panel_tiles(int64_t n, const u8* panel, int n_rows, const u8* act, size_t act_stride, int n_cols, float* y,
+                 int64_t y_stride) {
+    int c = 0;
+    for (; c + C <= n_cols; c += C) KC(n, panel, n_rows, act + c * act_stride, act_stride, y + c * y_stride, y_stride);
+    const PanelColsFn rest[4] = {nullptr, K1, K2, K3};
+    if (c < n_cols) rest[n_cols - c](n, panel, n_rows, act + c * act_stride, act_stride, y + c * y_stride, y_stride);
+}
+
+// ---------------------------------------------------------------------------------------------------- GEMV
+
+// The integer dot product of one weight block with an ActQ8 block, as 8 int32 partial sums.
+struct GemvQ4_0 {
+    static constexpr size_t kBytes = sizeof(BlockQ4_0);
+    static __m256i isum(const u8* blk, __m256i qy, __m256i corr) {
+        const __m256i q = q4_0_codes(blk + offsetof(BlockQ4_0, qs));
+        return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qy), _mm256_set1_epi16(1)), corr);
+    }
+};
+struct GemvQ8_0 {
+    static constexpr size_t kBytes = sizeof(BlockQ8_0);
+    static __m256i isum(const u8* blk, __m256i qy, __m256i) {
+        const __m256i q = loadu(blk + offsetof(BlockQ8_0, qs));
+        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qy, q));
+        return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    }
+};
+
+// R rows against one ActQ8 column, U blocks per step into separate accumulators (independent FMA chains).
+template <class X, int R, int U>
+void gemv_rows(int64_t n, const u8* w, size_t row_bytes, const u8* a, float* y) {
+    const int64_t nb = n / 32;
+    __m256 acc[R][U];
+    for (int r = 0; r < R; ++r) {
+        for (int u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
+    }
+    auto step = [&](int64_t b, int u) {
+        const __m256i qy = loadu(a + 32 * b);
+        // Q4_0: 8 * sum(y) in lane 0 only (the lanes of a block sum to its dot product)
+        const __m256i corr = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * load_i32(a + 36 * nb + 4 * b)));
+        const float dy = load_f32(a + 32 * nb + 4 * b);
+        for (int r = 0; r < R; ++r) {
+            const u8* blk = w + (size_t)r * row_bytes + (size_t)b * X::kBytes;
+            const __m256i sum = X::isum(blk, qy, corr);
+            acc[r][u] = _mm256_fmadd_ps(_mm256_set1_ps(load_h(blk) * dy), _mm256_cvtepi32_ps(sum), acc[r][u]);
+        }
+    };
+    int64_t b = 0;
+    for (; b + U <= nb; b += U) {
+        for (int u = 0; u < U; ++u) step(b + u, u);
+    }
+    for (; b < nb; ++b) step(b, 0);
+    for (int r = 0; r < R; ++r) {
+        __m256 s = acc[r][0];
+        for (int u = 1; u < U; ++u) s = _mm256_add_ps(s, acc[r][u]);
+        y[r] = hsum_ps(s);
+    }
+}
+
+// One row at a time: a single sequential stream per thread is what the hardware prefetchers follow best
+// (measured: interleaving 2 or 4 rows streams 2-3x slower from L3/DRAM); four blocks per step keep four FMA chains
+// in flight. Each row stays in L1 for the next columns.
+template <class X>
+void gemv_q8_act(int64_t n, const u8* w, size_t row_bytes, int64_t n_rows, const u8* act, size_t act_stride,
+                 int64_t n_cols, float* y, int64_t y_stride) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        for (int64_t c = 0; c < n_cols; ++c) {
+            gemv_rows<X, 1, 4>(n, w + (size_t)r * row_bytes, row_bytes, act + (size_t)c * act_stride, y + c * y_stride + r);
+        }
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------- entry points
+
+void convert_act_q8_avx2(const float* x, void* vdst, int64_t n) {
+    u8* dst = static_cast<u8*>(vdst);
+    const int64_t nb = n / 32;
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; ++b) {
+        BlockQ8_0 q;
+        quantize_act_q8_0_avx2(x + 32 * b, &q, 32);
+        const __m256i qs = loadu(q.qs);
+        storeu(dst + 32 * b, qs);
+        // sum of the quants: maddubs(1, q) pairs, then madd to int32
+        const int32_t s = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, qs), ones16));
+        const float d = _cvtsh_ss(q.d);
+        std::memcpy(dst + 32 * nb + 4 * b, &d, 4);
+        std::memcpy(dst + 36 * nb + 4 * b, &s, 4);
+    }
+}
+
+void pack_q4_0_avx2(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel) {
+    pack_q4_0(w, row_bytes, n_rows, n, panel);
+}
+void pack_q8_0_avx2(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel) {
+    pack_q8_0(w, row_bytes, n_rows, n, panel);
+}
+
+void panel_q4_0_avx2(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride, int n_cols,
+                     float* y, int64_t y_stride) {
+    panel_tiles<4, panel_q4_0_cols<1>, panel_q4_0_cols<2>, panel_q4_0_cols<3>, panel_q4_0_cols<4>>(
+        n, panel, n_rows, act, act_stride, n_cols, y, y_stride);
+}
+
+void panel_q8_0_avx2(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride, int n_cols,
+                     float* y, int64_t y_stride) {
+    panel_tiles<4, panel_q8_0_cols<1>, panel_q8_0_cols<2>, panel_q8_0_cols<3>, panel_q8_0_cols<4>>(
+        n, panel, n_rows, act, act_stride, n_cols, y, y_stride);
+}
+
+void gemv_q4_0_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows, const uint8_t* act,
+                    size_t act_stride, int64_t n_cols, float* y, int64_t y_stride) {
+    gemv_q8_act<GemvQ4_0>(n, w, row_bytes, n_rows, act, act_stride, n_cols, y, y_stride);
+}
+
+void gemv_q8_0_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows, const uint8_t* act,
+                    size_t act_stride, int64_t n_cols, float* y, int64_t y_stride) {
+    gemv_q8_act<GemvQ8_0>(n, w, row_bytes, n_rows, act, act_stride, n_cols, y, y_stride);
+}
+
+}  // namespace llama_crab
