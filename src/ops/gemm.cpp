@@ -84,6 +84,7 @@ void convert_act_q8_ref(const float* x, void* vdst, int64_t n) {
         for (int j = 0; j < 32; ++j) s += q.qs[j];
         store<float>(dst + 32 * nb + 4 * b, fp16_to_fp32(q.d));
         store<int32_t>(dst + 36 * nb + 4 * b, s);
+        store<float>(dst + 40 * nb + 4 * b, fp16_to_fp32(q.d) * (float)(8 * s));
     }
 }
 
@@ -276,8 +277,9 @@ void gemv_q4_0_ref(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows
                 codes_q4_0(blk, u);
                 int32_t sum = 0;
                 for (int e = 0; e < 32; ++e) sum += u[e] * (int8_t)a[32 * b + e];
-                sum -= 8 * load<int32_t>(a + 36 * nb + 4 * b);
-                acc += fp16_to_fp32(load<fp16_t>(blk)) * load<float>(a + 32 * nb + 4 * b) * (float)sum;
+                // dx * (dy * sum(u y) - dy * 8 sum(y)), the offset as the precomputed m
+                const float t = load<float>(a + 32 * nb + 4 * b) * (float)sum - load<float>(a + 40 * nb + 4 * b);
+                acc += fp16_to_fp32(load<fp16_t>(blk)) * t;
             }
             y[c * y_stride + r] = acc;
         }

@@ -17,7 +17,7 @@
 // Activation formats (the bytes convert_act writes, act_row_bytes long):
 //  - Q4_0 / Q8_0 weights ("ActQ8"): the Q8_0 quantization of the row (bit-identical to the Q8_0 quantize_act),
 //    laid out as qs[32 * nb] (int8), then d[nb] (float, the block scale widened from fp16), then s[nb] (int32,
-//    the sum of the block's quants); nb = n / 32.
+//    the sum of the block's quants), then m[nb] (float, d * (8 * s): the Q4_0 offset term); nb = n / 32.
 //  - k-quant weights: plain Q8_K rows (BlockQ8K, the Q8_K quantize_act).
 //  - F16 / F32 weights: n floats, the values the vec_dot multiplies (F16: rounded to half and widened back).
 #pragma once
@@ -63,7 +63,7 @@ const GemmKernels* gemm_kernels(TensorType type, bool avx2);
 
 // ---- Layouts shared by the scalar and AVX2 kernels ----
 
-constexpr int64_t kActQ8Block = 40;  // bytes per 32 values in the ActQ8 format (32 qs + float d + int32 s)
+constexpr int64_t kActQ8Block = 44;  // bytes per 32 values in the ActQ8 format (32 qs, float d, int32 s, float m)
 inline size_t act_q8_row_bytes(int64_t n) { return (size_t)(n / 32) * kActQ8Block; }
 size_t act_q8k_row_bytes(int64_t n);
 

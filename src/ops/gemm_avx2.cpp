@@ -245,63 +245,55 @@ void panel_tiles(int64_t n, const u8* panel, int n_rows, const u8* act, size_t a
 
 // ---------------------------------------------------------------------------------------------------- GEMV
 
-// The integer dot product of one weight block with an ActQ8 block, as 8 int32 partial sums.
-struct GemvQ4_0 {
-    static constexpr size_t kBytes = sizeof(BlockQ4_0);
-    static __m256i isum(const u8* blk, __m256i qy, __m256i corr) {
-        const __m256i q = q4_0_codes(blk + offsetof(BlockQ4_0, qs));
-        return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qy), _mm256_set1_epi16(1)), corr);
-    }
-};
-struct GemvQ8_0 {
-    static constexpr size_t kBytes = sizeof(BlockQ8_0);
-    static __m256i isum(const u8* blk, __m256i qy, __m256i) {
-        const __m256i q = loadu(blk + offsetof(BlockQ8_0, qs));
-        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qy, q));
-        return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-    }
-};
-
-// R rows against one ActQ8 column, U blocks per step into separate accumulators (independent FMA chains).
-template <class X, int R, int U>
-void gemv_rows(int64_t n, const u8* w, size_t row_bytes, const u8* a, float* y) {
+// One weight row against one ActQ8 column, U blocks per step into separate accumulators (independent FMA chains).
+// Per block: t = dy * isum - m (Q4_0: isum over the unsigned nibbles, m = dy * 8 * sum(y) in lane 0 only, since
+// the 8 lanes of a block add up to its dot product; Q8_0: m = 0), then acc += dx * t.
+template <bool kQ4, int U>
+float gemv_row(int64_t n, const u8* w, const u8* a) {
     const int64_t nb = n / 32;
-    __m256 acc[R][U];
-    for (int r = 0; r < R; ++r) {
-        for (int u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
-    }
+    constexpr size_t kBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[U];
+    for (int u = 0; u < U; ++u) acc[u] = _mm256_setzero_ps();
     auto step = [&](int64_t b, int u) {
+        const u8* blk = w + (size_t)b * kBytes;
         const __m256i qy = loadu(a + 32 * b);
-        // Q4_0: 8 * sum(y) in lane 0 only (the lanes of a block sum to its dot product)
-        const __m256i corr = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * load_i32(a + 36 * nb + 4 * b)));
-        const float dy = load_f32(a + 32 * nb + 4 * b);
-        for (int r = 0; r < R; ++r) {
-            const u8* blk = w + (size_t)r * row_bytes + (size_t)b * X::kBytes;
-            const __m256i sum = X::isum(blk, qy, corr);
-            acc[r][u] = _mm256_fmadd_ps(_mm256_set1_ps(load_h(blk) * dy), _mm256_cvtepi32_ps(sum), acc[r][u]);
+        __m256i isum;
+        if constexpr (kQ4) {
+            isum = _mm256_madd_epi16(_mm256_maddubs_epi16(q4_0_codes(blk + offsetof(BlockQ4_0, qs)), qy), ones);
+        } else {
+            const __m256i q = loadu(blk + offsetof(BlockQ8_0, qs));
+            isum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qy, q)), ones);
         }
+        const __m256 dy = _mm256_broadcast_ss(reinterpret_cast<const float*>(a + 32 * nb + 4 * b));
+        __m256 t;
+        if constexpr (kQ4) {
+            const __m256 m = _mm256_zextps128_ps256(_mm_load_ss(reinterpret_cast<const float*>(a + 40 * nb + 4 * b)));
+            t = _mm256_fmsub_ps(dy, _mm256_cvtepi32_ps(isum), m);
+        } else {
+            t = _mm256_mul_ps(dy, _mm256_cvtepi32_ps(isum));
+        }
+        acc[u] = _mm256_fmadd_ps(_mm256_set1_ps(load_h(blk)), t, acc[u]);
     };
     int64_t b = 0;
     for (; b + U <= nb; b += U) {
         for (int u = 0; u < U; ++u) step(b + u, u);
     }
     for (; b < nb; ++b) step(b, 0);
-    for (int r = 0; r < R; ++r) {
-        __m256 s = acc[r][0];
-        for (int u = 1; u < U; ++u) s = _mm256_add_ps(s, acc[r][u]);
-        y[r] = hsum_ps(s);
-    }
+    __m256 s = acc[0];
+    for (int u = 1; u < U; ++u) s = _mm256_add_ps(s, acc[u]);
+    return hsum_ps(s);
 }
 
 // One row at a time: a single sequential stream per thread is what the hardware prefetchers follow best
 // (measured: interleaving 2 or 4 rows streams 2-3x slower from L3/DRAM); four blocks per step keep four FMA chains
 // in flight. Each row stays in L1 for the next columns.
-template <class X>
+template <bool kQ4>
 void gemv_q8_act(int64_t n, const u8* w, size_t row_bytes, int64_t n_rows, const u8* act, size_t act_stride,
                  int64_t n_cols, float* y, int64_t y_stride) {
     for (int64_t r = 0; r < n_rows; ++r) {
         for (int64_t c = 0; c < n_cols; ++c) {
-            gemv_rows<X, 1, 4>(n, w + (size_t)r * row_bytes, row_bytes, act + (size_t)c * act_stride, y + c * y_stride + r);
+            y[c * y_stride + r] = gemv_row<kQ4, 4>(n, w + (size_t)r * row_bytes, act + (size_t)c * act_stride);
         }
     }
 }
@@ -325,6 +317,8 @@ void convert_act_q8_avx2(const float* x, void* vdst, int64_t n) {
         const float d = _cvtsh_ss(q.d);
         std::memcpy(dst + 32 * nb + 4 * b, &d, 4);
         std::memcpy(dst + 36 * nb + 4 * b, &s, 4);
+        const float m = d * (float)(8 * s);
+        std::memcpy(dst + 40 * nb + 4 * b, &m, 4);
     }
 }
 
@@ -349,12 +343,12 @@ void panel_q8_0_avx2(int64_t n, const uint8_t* panel, int n_rows, const uint8_t*
 
 void gemv_q4_0_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows, const uint8_t* act,
                     size_t act_stride, int64_t n_cols, float* y, int64_t y_stride) {
-    gemv_q8_act<GemvQ4_0>(n, w, row_bytes, n_rows, act, act_stride, n_cols, y, y_stride);
+    gemv_q8_act<true>(n, w, row_bytes, n_rows, act, act_stride, n_cols, y, y_stride);
 }
 
 void gemv_q8_0_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows, const uint8_t* act,
                     size_t act_stride, int64_t n_cols, float* y, int64_t y_stride) {
-    gemv_q8_act<GemvQ8_0>(n, w, row_bytes, n_rows, act, act_stride, n_cols, y, y_stride);
+    gemv_q8_act<false>(n, w, row_bytes, n_rows, act, act_stride, n_cols, y, y_stride);
 }
 
 }  // namespace llama_crab

@@ -10,7 +10,8 @@
 namespace llama_crab {
 namespace {
 
-// Up to this many tokens, the GEMV kernels (rows read in place) beat repacking panels.
+// Up to this many tokens, the GEMV kernels (rows read in place) beat repacking panels (measured: decode through
+// panels runs at less than half the speed).
 constexpr int64_t kGemvMaxTokens = 3;
 // Activation rows of one panel task are sized to stay in L2 while the task's panels stream over them.
 constexpr size_t kActChunkBytes = 256 * 1024;
