@@ -527,6 +527,7 @@ std::string str_format(std::string_view fmt, const CallArgs& args, Formatter& ac
             k += 2;
             if (k < field.size() && field[k] != ':') raise(ErrorKind::kValue, "expected ':' after conversion specifier");
         }
+        Value value = resolve(name);
         if (k < field.size() && field[k] == ':') {
             std::string_view raw_spec = field.substr(k + 1);
             if (raw_spec.find('{') != std::string_view::npos) {
@@ -548,7 +549,6 @@ std::string str_format(std::string_view fmt, const CallArgs& args, Formatter& ac
                 spec = std::string(raw_spec);
             }
         }
-        Value value = resolve(name);
         if (conversion == 'r' || conversion == 'a') value = Value::string(repr(value));
         else if (conversion == 's') value = Value::string(to_str(value));
         else if (conversion != 0) raise(ErrorKind::kValue, std::string("Unknown conversion specifier ") + conversion);

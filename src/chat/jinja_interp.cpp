@@ -367,8 +367,10 @@ Value Interp::slice(const Value& obj, const Value& start, const Value& stop, con
         return true;
     };
     std::optional<int64_t> a, b, c;
-    if (!index_of(start, a) || !index_of(stop, b) || !index_of(step_v, c) || !(obj.is_list() || obj.is_string()))
-        return Value::undefined(object_type_repr(obj) + " has no element slice");
+    if (!obj.is_list() && !obj.is_string())
+        raise(ErrorKind::kType, std::string("'") + type_name(obj) + "' object is not subscriptable");
+    if (!index_of(start, a) || !index_of(stop, b) || !index_of(step_v, c))
+        raise(ErrorKind::kType, "slice indices must be integers or None or have an __index__ method");
     int64_t st = c.value_or(1);
     if (st == 0) raise(ErrorKind::kValue, "slice step cannot be zero");
     std::u32string cps;

@@ -140,15 +140,6 @@ bool is_cased(char32_t c) {
     return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
 }
 
-template <typename F>
-std::string map_cps(std::string_view s, F f) {
-    std::string out;
-    out.reserve(s.size());
-    size_t i = 0;
-    while (i < s.size()) append_utf8(out, f(next_cp(s, i)));
-    return out;
-}
-
 }  // namespace
 
 bool is_printable(char32_t c) {
@@ -166,47 +157,132 @@ bool is_printable(char32_t c) {
     }
 }
 
-std::string upper(std::string_view s) { return map_cps(s, to_upper_cp); }
-std::string lower(std::string_view s) { return map_cps(s, to_lower_cp); }
+namespace {
+
+// The unconditional multi-character mappings of Unicode's SpecialCasing that Python applies (the common ones).
+const char* special_upper(char32_t c) {
+    switch (c) {
+        case 0x00df: return "SS";
+        case 0x0149: return "\xca\xbcN";
+        case 0x01f0: return "J\xcc\x8c";
+        case 0x1e96: return "H\xcc\xb1";
+        case 0x1e97: return "T\xcc\x88";
+        case 0x1e98: return "W\xcc\x8a";
+        case 0x1e99: return "Y\xcc\x8a";
+        case 0x1e9a: return "A\xca\xbe";
+        case 0xfb00: return "FF";
+        case 0xfb01: return "FI";
+        case 0xfb02: return "FL";
+        case 0xfb03: return "FFI";
+        case 0xfb04: return "FFL";
+        case 0xfb05:
+        case 0xfb06: return "ST";
+        default: return nullptr;
+    }
+}
+
+const char* special_title(char32_t c) {
+    switch (c) {
+        case 0x00df: return "Ss";
+        case 0xfb00: return "Ff";
+        case 0xfb01: return "Fi";
+        case 0xfb02: return "Fl";
+        case 0xfb03: return "Ffi";
+        case 0xfb04: return "Ffl";
+        case 0xfb05:
+        case 0xfb06: return "St";
+        default: return nullptr;
+    }
+}
+
+void append_upper(std::string& out, char32_t c) {
+    if (const char* sp = special_upper(c)) out += sp;
+    else append_utf8(out, to_upper_cp(c));
+}
+
+void append_lower(std::string& out, char32_t c) {
+    if (c == 0x0130) out += "i\xcc\x87";  // İ -> i + combining dot above
+    else append_utf8(out, to_lower_cp(c));
+}
+
+void append_title(std::string& out, char32_t c) {
+    if (const char* sp = special_title(c)) out += sp;
+    else append_utf8(out, to_title_cp(c));
+}
+
+}  // namespace
+
+std::string upper(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    size_t i = 0;
+    while (i < s.size()) append_upper(out, next_cp(s, i));
+    return out;
+}
+
+std::string lower(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    size_t i = 0;
+    while (i < s.size()) append_lower(out, next_cp(s, i));
+    return out;
+}
 
 std::string swapcase(std::string_view s) {
-    return map_cps(s, [](char32_t c) {
+    std::string out;
+    size_t i = 0;
+    while (i < s.size()) {
+        char32_t c = next_cp(s, i);
         auto cat = category(c);
-        if (cat == UTF8PROC_CATEGORY_LU) return to_lower_cp(c);
-        if (cat == UTF8PROC_CATEGORY_LL) return to_upper_cp(c);
-        return c;
-    });
+        if (cat == UTF8PROC_CATEGORY_LU) append_lower(out, c);
+        else if (cat == UTF8PROC_CATEGORY_LL) append_upper(out, c);
+        else append_utf8(out, c);
+    }
+    return out;
 }
 
 std::string py_title(std::string_view s) {
     bool prev_cased = false;
-    return map_cps(s, [&](char32_t c) {
-        char32_t r = prev_cased ? to_lower_cp(c) : to_title_cp(c);
+    std::string out;
+    size_t i = 0;
+    while (i < s.size()) {
+        char32_t c = next_cp(s, i);
+        if (prev_cased) append_lower(out, c);
+        else append_title(out, c);
         prev_cased = is_cased(c);
-        return r;
-    });
+    }
+    return out;
 }
 
 std::string py_capitalize(std::string_view s) {
+    std::string out;
+    size_t i = 0;
     bool first = true;
-    return map_cps(s, [&](char32_t c) {
-        char32_t r = first ? to_title_cp(c) : to_lower_cp(c);
+    while (i < s.size()) {
+        char32_t c = next_cp(s, i);
+        if (first) append_title(out, c);
+        else append_lower(out, c);
         first = false;
-        return r;
-    });
+    }
+    return out;
 }
 
 std::string jinja_title(std::string_view s) {
     bool at_start = true;
-    return map_cps(s, [&](char32_t c) {
+    std::string out;
+    size_t i = 0;
+    while (i < s.size()) {
+        char32_t c = next_cp(s, i);
         if (c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || is_space(c)) {
             at_start = true;
-            return c;
+            append_utf8(out, c);
+            continue;
         }
-        char32_t r = at_start ? to_upper_cp(c) : to_lower_cp(c);
+        if (at_start) append_upper(out, c);
+        else append_lower(out, c);
         at_start = false;
-        return r;
-    });
+    }
+    return out;
 }
 
 std::string strip(std::string_view s, const std::optional<std::string>& chars, StripSide side) {

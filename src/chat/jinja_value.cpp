@@ -230,7 +230,23 @@ namespace {
 
 void append_repr(std::string& out, const Value& v, int depth);
 
+// Objects print through Object::repr, which re-enters repr(); this counter bounds the whole recursion.
+thread_local int g_repr_depth = 0;
+
+struct ReprDepth {
+    ReprDepth() {
+        if (++g_repr_depth > kMaxValueDepth) {
+            --g_repr_depth;
+            raise(ErrorKind::kLimit, "maximum recursion depth exceeded while getting the repr");
+        }
+    }
+    ~ReprDepth() { --g_repr_depth; }
+    ReprDepth(const ReprDepth&) = delete;
+    ReprDepth& operator=(const ReprDepth&) = delete;
+};
+
 void append_str(std::string& out, const Value& v, int depth) {
+    ReprDepth guard;
     if (depth > kMaxValueDepth) raise(ErrorKind::kLimit, "maximum recursion depth exceeded while getting the repr");
     switch (v.kind()) {
         case Value::Kind::kUndefined: return;
