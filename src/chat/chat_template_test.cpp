@@ -53,7 +53,7 @@ TEST(ChatTemplate, StrftimeNowIsInjectable) {
     auto t = ChatTemplate::from_source("{{ strftime_now('%d %b %Y') }}");
     ASSERT_TRUE(t.ok());
     ChatRenderOptions o;
-    o.strftime_now = [](const std::string& fmt) { return "fixed:" + fmt; };
+    o.strftime_now = [](const std::string& fmt) { return std::string("fixed:") + fmt; };
     EXPECT_EQ(*t->render({}, o), "fixed:%d %b %Y");
     auto real = t->render({}, {});  // the local clock
     ASSERT_TRUE(real.ok());

@@ -57,9 +57,9 @@ TEST(JinjaLimits, ExponentialBlowUpIsStopped) {
 }
 
 TEST(JinjaLimits, DeepNestingIsASyntaxError) {
-    std::string parens = "{{ " + std::string(500, '(') + "1" + std::string(500, ')') + " }}";
+    std::string parens = std::string("{{ ") + std::string(500, '(') + "1" + std::string(500, ')') + " }}";
     expect_error(parens, "nested too deeply");
-    std::string nots = "{{ " + std::string(0, ' ');
+    std::string nots = std::string("{{ ") + std::string(0, ' ');
     for (int i = 0; i < 500; ++i) nots += "not ";
     expect_error(nots + "1 }}", "nested too deeply");
     std::string chain = "{{ 1";
@@ -69,10 +69,10 @@ TEST(JinjaLimits, DeepNestingIsASyntaxError) {
     for (int i = 0; i < 300; ++i) ifs += "{% if true %}";
     for (int i = 0; i < 300; ++i) ifs += "{% endif %}";
     expect_error(ifs, "nested too deeply");
-    std::string lists = "{{ " + std::string(500, '[') + std::string(500, ']') + " }}";
+    std::string lists = std::string("{{ ") + std::string(500, '[') + std::string(500, ']') + " }}";
     expect_error(lists, "nested too deeply");
     // Moderate nesting is fine.
-    EXPECT_EQ(render_ok("{{ " + std::string(50, '(') + "1" + std::string(50, ')') + " }}"), "1");
+    EXPECT_EQ(render_ok(std::string("{{ ") + std::string(50, '(') + "1" + std::string(50, ')') + " }}"), "1");
 }
 
 TEST(JinjaLimits, DeepValuesAndCycles) {

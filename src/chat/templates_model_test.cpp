@@ -64,15 +64,15 @@ TEST(ChatTemplatesModel, RendersMatchReference) {
             ok = !out.ok();
             if (ok && err.rfind("TemplateError: ", 0) == 0) {
                 ok = out.error().message.find(err.substr(15)) != std::string::npos;
-                detail = "error message '" + out.error().message + "' lacks '" + err.substr(15) + "'";
+                detail = std::string("error message '") + out.error().message + "' lacks '" + err.substr(15) + "'";
             } else if (!ok) {
-                detail = "rendered, but the reference failed with " + err;
+                detail = std::string("rendered, but the reference failed with ") + err;
             }
         } else {
             const std::string expected = e.at("expected");
             ok = out.ok() && *out == expected;
-            if (!out.ok()) detail = "error: " + out.error().message;
-            else if (!ok) detail = "output differs:\n--- expected\n" + expected + "\n--- got\n" + *out;
+            if (!out.ok()) detail = std::string("error: ") + out.error().message;
+            else if (!ok) detail = std::string("output differs:\n--- expected\n") + expected + "\n--- got\n" + *out;
         }
 
         const bool known = kKnownFailures.count(key) > 0;

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     llama_crab::cli::register_make_model_command(app);
     llama_crab::cli::register_bench_commands(app);
     llama_crab::cli::register_vocab_commands(app);
+    llama_crab::cli::register_template_commands(app);
     CLI11_PARSE(app, argc, argv);
     return llama_crab::cli::exit_code();
 }
