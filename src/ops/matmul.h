@@ -1,9 +1,10 @@
 // Quantised matrix multiplication: y = W x for a batch of activation rows. Activations are converted once to
 // the weight type's vec_dot_type (Q8 blocks for the quantised types, so the inner loops are integer dot products).
 //
-// With AVX2, Q4_0 / Q8_0 / Q4_K / Q6_K weights go through the kernels of ops/gemm.h: register-tiled panels
-// (8 weight rows x 4 tokens) for prompt processing, a multi-row GEMV for decode. The other types use the
-// TypeTraits dot products. Work is split over output rows and tokens, for all matrices of a call at once.
+// With AVX2, Q4_0 / Q8_0 / Q4_K / Q6_K / F16 / F32 weights go through the kernels of ops/gemm.h: register-tiled
+// panels for prompt processing (more than 3 tokens), a GEMV reading the rows in place for decode. The other types
+// (and CPUs without AVX2) use the TypeTraits dot products. Work is split over output rows and tokens, for all
+// matrices of a call at once; a call allocates nothing once its scratch buffers have grown.
 #pragma once
 
 #include <cstdint>
