@@ -2,6 +2,7 @@
 // rendered by several threads at once.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -231,5 +232,15 @@ struct GenerationStmt : Stmt {  // {% generation %}...{% endgeneration %}: rende
 struct TemplateAst {
     Body body;
 };
+
+// Calls f on each direct sub-expression of e.
+void for_each_child(const Expr& e, const std::function<void(const Expr&)>& f);
+
+// Calls on_expr(expr, soft) for the expressions of a body and recurses into nested bodies; `soft` tells
+// whether Jinja compiles the expression in a "soft" frame ({% if %} bodies and inline ifs), where unknown
+// filters and tests are runtime errors instead of compile errors.
+using ExprVisitor = std::function<void(const Expr&, bool soft)>;
+void walk_body(const Body& body, bool soft, const ExprVisitor& on_expr);
+void walk_macro(const MacroDef& def, const ExprVisitor& on_expr);
 
 }  // namespace llama_crab::jinja

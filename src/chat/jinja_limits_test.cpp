@@ -48,6 +48,16 @@ TEST(JinjaLimits, MacroRecursion) {
     expect_limit("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", make_context());
     expect_limit("{% macro f() %}{{ f() ~ f() }}{% endmacro %}{{ f() }}", make_context());
     expect_limit("{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}", make_context());
+    // Deep statement nesting inside each recursive call hits the evaluation-depth limit, not the stack.
+    std::string deep = "{% macro f(n) %}";
+    for (int i = 0; i < 45; ++i) deep += "{% if true %}{% for i in [1] %}";
+    deep += "{{ f(n + 1) }}";
+    for (int i = 0; i < 45; ++i) deep += "{% endfor %}{% endif %}";
+    deep += "{% endmacro %}{{ f(0) }}";
+    expect_limit(deep, make_context(), "maximum evaluation depth");
+    std::string exprs = "{% macro g(n) %}{{ " + std::string(40, '(') + "g(n + 1)" + std::string(40, ')') +
+                        " }}{% endmacro %}{{ g(0) }}";
+    expect_limit(exprs, make_context());
 }
 
 TEST(JinjaLimits, ExponentialBlowUpIsStopped) {
