@@ -366,6 +366,44 @@ Value call_str_method(Interp& interp, const std::string& s, const std::string& n
     raise(ErrorKind::kUnsupported, std::string("str.") + name + "() is not supported");
 }
 
+// Markup's own methods: string results stay Markup, and the strings they insert are escaped.
+Value call_markup_method(Interp& interp, const Value& self, const std::string& name, CallArgs& args) {
+    if (name == "join") {
+        ArgBinder a(name, args, {"iterable"});
+        if (!a.get(0)) raise(ErrorKind::kType, "str.join() takes exactly one argument (0 given)");
+        std::string out;
+        bool first = true;
+        for (const Value& item : interp.iterate(*a.get(0))) {
+            if (!first) out += self.str();
+            first = false;
+            out += escape_value(item).str();
+            if (out.size() > interp.limits().max_string_bytes) interp.check_string_size(out.size());
+        }
+        return Value::markup(interp.make_string(std::move(out)).str());
+    }
+    if (name == "format") {
+        SandboxFormatter f(interp);
+        return Value::markup(interp.make_string(text::str_format(self.str(), args, f, true)).str());
+    }
+    CallArgs escaped = args;
+    if ((name == "replace" || name == "ljust" || name == "rjust" || name == "center") && escaped.pos.size() >= 2 &&
+        escaped.pos[1].is_string())
+        escaped.pos[1] = escape_value(escaped.pos[1]);
+    Value r = call_str_method(interp, self.str(), name, escaped);
+    static const std::unordered_set<std::string> kKeepsMarkup = {
+        "capitalize", "title", "lower", "upper", "replace", "ljust", "rjust", "lstrip", "rstrip", "center", "strip",
+        "expandtabs", "swapcase", "zfill", "casefold", "removeprefix", "removesuffix", "split", "rsplit",
+        "splitlines", "partition", "rpartition"};
+    if (!kKeepsMarkup.count(name)) return r;
+    if (r.is_string()) return Value::markup(r.str());
+    if (r.is_list()) {
+        std::vector<Value> items;
+        for (const Value& v : r.items()) items.push_back(v.is_string() ? Value::markup(v.str()) : v);
+        return Value::list(std::move(items), r.is_tuple());
+    }
+    return r;
+}
+
 }  // namespace
 
 std::optional<Value> builtin_attr(const Value& obj, const std::string& name) {
@@ -392,6 +430,7 @@ std::optional<Value> builtin_attr(const Value& obj, const std::string& name) {
 
 Value call_method(Interp& interp, const Value& self, const std::string& name, CallArgs& args) {
     interp.step();
+    if (self.is_markup()) return call_markup_method(interp, self, name, args);
     if (self.is_string()) return call_str_method(interp, self.str(), name, args);
     if (self.is_list()) {
         const auto& items = self.items();

@@ -50,19 +50,22 @@ std::vector<Value> items_of(Interp& interp, const Value& v) { return interp.iter
 
 bool arg_true(const Value* v, bool def = false) { return v ? truthy(*v) : def; }
 
-// ---- string filters
+// ---- string filters (soft_str keeps Markup, and Markup's methods return Markup)
+Value like_input(const Value& input, std::string s) {
+    return input.is_markup() ? Value::markup(std::move(s)) : Value::string(std::move(s));
+}
 Value f_string(Interp&, const Value& v, CallArgs&) { return v.is_string() ? v : Value::string(to_str(v)); }
-Value f_upper(Interp&, const Value& v, CallArgs&) { return Value::string(text::upper(to_str(v))); }
-Value f_lower(Interp&, const Value& v, CallArgs&) { return Value::string(text::lower(to_str(v))); }
-Value f_capitalize(Interp&, const Value& v, CallArgs&) { return Value::string(text::py_capitalize(to_str(v))); }
+Value f_upper(Interp&, const Value& v, CallArgs&) { return like_input(v, text::upper(to_str(v))); }
+Value f_lower(Interp&, const Value& v, CallArgs&) { return like_input(v, text::lower(to_str(v))); }
+Value f_capitalize(Interp&, const Value& v, CallArgs&) { return like_input(v, text::py_capitalize(to_str(v))); }
 Value f_title(Interp&, const Value& v, CallArgs&) { return Value::string(text::jinja_title(to_str(v))); }
-Value f_safe(Interp&, const Value& v, CallArgs&) { return v.is_string() ? v : Value::string(to_str(v)); }
+Value f_safe(Interp&, const Value& v, CallArgs&) { return v.is_markup() ? v : Value::markup(to_str(v)); }
 
 Value f_trim(Interp&, const Value& v, CallArgs& args) {
     ArgBinder a("trim", args, {"chars"});
     std::optional<std::string> chars;
     if (a.get(0) && !a.get(0)->is_none()) chars = to_str(*a.get(0));
-    return Value::string(text::strip(to_str(v), chars));
+    return like_input(v, text::strip(to_str(v), chars));
 }
 
 Value f_replace(Interp& interp, const Value& v, CallArgs& args) {
@@ -78,18 +81,12 @@ Value f_replace(Interp& interp, const Value& v, CallArgs& args) {
 }
 
 Value f_escape(Interp& interp, const Value& v, CallArgs&) {
-    std::string s = to_str(v), out;
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&#34;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return interp.make_string(std::move(out));
+    if (v.is_markup()) return v;
+    return Value::markup(interp.make_string(html_escape(to_str(v))).str());
+}
+
+Value f_forceescape(Interp& interp, const Value& v, CallArgs&) {
+    return Value::markup(interp.make_string(html_escape(to_str(v))).str());
 }
 
 Value f_indent(Interp& interp, const Value& v, CallArgs& args) {
@@ -107,6 +104,7 @@ Value f_indent(Interp& interp, const Value& v, CallArgs& args) {
             indention.assign(static_cast<size_t>(width), ' ');
         }
     }
+    if (v.is_markup()) indention = html_escape(indention);  // Markup + str escapes the str
     std::string s = v.str() + "\n";
     std::vector<std::string> lines = text::splitlines(s, false);
     std::string rv;
@@ -128,14 +126,14 @@ Value f_indent(Interp& interp, const Value& v, CallArgs& args) {
         }
     }
     if (arg_true(a.get(1))) rv = indention + rv;
-    return interp.make_string(std::move(rv));
+    return like_input(v, interp.make_string(std::move(rv)).str());
 }
 
 Value f_center(Interp& interp, const Value& v, CallArgs& args) {
     ArgBinder a("center", args, {"width"});
     CallArgs inner;
     inner.pos.push_back(a.get_or(0, Value::integer(80)));
-    return call_method(interp, Value::string(to_str(v)), "center", inner);
+    return call_method(interp, like_input(v, to_str(v)), "center", inner);
 }
 
 Value f_truncate(Interp& interp, const Value& v, CallArgs& args) {
@@ -181,7 +179,8 @@ Value f_format(Interp& interp, const Value& v, CallArgs& args) {
     } else {
         fmt_args = Value::list(args.pos, true);
     }
-    return interp.make_string(text::percent_format(to_str(v), fmt_args));
+    Value r = interp.make_string(text::percent_format(to_str(v), fmt_args, v.is_markup()));
+    return like_input(v, r.str());
 }
 
 // ---- JSON (the environment's tojson: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False))
@@ -552,7 +551,7 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
         {"abs", f_abs}, {"attr", f_attr}, {"batch", f_batch}, {"capitalize", f_capitalize}, {"center", f_center},
         {"count", f_length}, {"d", f_default}, {"default", f_default}, {"dictsort", f_dictsort},
         {"e", f_escape}, {"escape", f_escape}, {"first", f_first}, {"float", f_float},
-        {"forceescape", f_escape}, {"format", f_format}, {"indent", f_indent}, {"int", f_int},
+        {"forceescape", f_forceescape}, {"format", f_format}, {"indent", f_indent}, {"int", f_int},
         {"items", f_items}, {"join", f_join}, {"last", f_last}, {"length", f_length}, {"list", f_list},
         {"lower", f_lower}, {"map", f_map}, {"max", f_max}, {"min", f_min}, {"reject", f_reject},
         {"rejectattr", f_rejectattr}, {"replace", f_replace}, {"reverse", f_reverse}, {"round", f_round},
@@ -586,7 +585,7 @@ bool t_sequence(Interp&, const Value& v, const Value*) {
 bool t_callable(Interp&, const Value& v, const Value*) { return v.is_object() && v.obj()->callable(); }
 bool t_lower(Interp&, const Value& v, const Value*) { return text::py_islower(to_str(v)); }
 bool t_upper(Interp&, const Value& v, const Value*) { return text::py_isupper(to_str(v)); }
-bool t_escaped(Interp&, const Value&, const Value*) { return false; }
+bool t_escaped(Interp&, const Value& v, const Value*) { return v.is_markup(); }
 bool t_odd(Interp& i, const Value& v, const Value*) {
     return equals(binary_op(i, BinOp::kMod, v, Value::integer(2)), Value::integer(1));
 }

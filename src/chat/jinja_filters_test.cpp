@@ -1,4 +1,4 @@
-// Filters, tests, str/dict/list methods and globals.
+// Filters, tests, str/dict/list methods, globals, and Markup (|safe, |escape) semantics.
 // Expected outputs come from the reference renderer (see jinja_test_util.h).
 #include "chat/jinja_test_util.h"
 
@@ -144,6 +144,17 @@ TEST(JinjaGlobals, All) {
     expect_error(R"J({{ range(1, 5, 0)|list }})J", "ValueError");
     expect_error(R"J({{ range('a') }})J", "TypeError");
     EXPECT_EQ(render_ok(R"J({% set j = joiner('|') %}{% for i in l %}{{ j() }}{{ i }}{% endfor %})J"), R"J(3|1|2)J");
+}
+
+TEST(JinjaMarkup, SafeAndEscape) {
+    EXPECT_EQ(render_ok(R"J({{ 'a<b'|safe + '<c>' }}|{{ '<x>' + 'y&'|safe }}|{{ ('<' ~ 'x'|safe) }}|{{ ('q'|safe) * 2 }}|{{ '<b>'|e }}|{{ '<b>'|e|e }}|{{ '<b>'|forceescape }}|{{ ('<b>'|safe) is escaped }}{{ 'x' is escaped }})J"), R"J(a<b&lt;c&gt;|&lt;x&gt;y&|<x|qq|&lt;b&gt;|&lt;b&gt;|&lt;b&gt;|TrueFalse)J");
+    EXPECT_EQ(render_ok(R"J({{ ['a'|safe, 'b'] }}|{{ ('%s & %s'|safe) % ('<a>', 'b'|safe) }}|{{ '%s'|safe|format('<') }}|{{ ('{} {}'|safe).format('<', '>'|safe) }}|{{ (', '|safe).join(['<', 1]) }})J"), R"J([Markup('a'), 'b']|&lt;a&gt; & b|&lt;|&lt; >|&lt;, 1)J");
+    expect_error(R"J({{ ('A<b>c'|safe).lower() }}|{{ ('a b'|safe).split() }}|{{ ('<a>'|safe)[1:] }}|{{ ('ab'|safe)[0] }}|{{ ('a&b'|safe).replace('&', '<') }}|{{ ('x'|safe).center(5, '<') }}|{{ ('a-b'|safe).partition('-') }})J", "TypeError");
+    EXPECT_EQ(render_ok(R"J({{ '<x>'|safe|upper }}|{{ ('  <x>  '|safe)|trim + '<' }}|{{ ('<x>'|safe|string) + '<' }}|{{ ('<x>'|safe|title) + '<' }}|{{ ('a\nb'|safe)|indent(2) + '<' }}|{{ ('<x>'|safe|replace('x','y')) + '<' }}|{{ ('<x>'|safe|join) + '<' }})J"), R"J(<X>|<x>&lt;|<x>&lt;|<X><|a
+  b&lt;|<y><|<x><)J");
+    EXPECT_EQ(render_ok(R"J({% set args = {'a': '<1>'}|tojson|safe %}{{ 'name' + '[ARGS]' + args }}|{{ "Use '"|safe + 'f<g>' + "' now" }})J"), R"J(name[ARGS]{"a": "<1>"}|Use 'f&lt;g&gt;&#39; now)J");
+    EXPECT_EQ(render_ok(R"J({% macro m() %}<b>{% endmacro %}{{ m() + '<' }}|{{ ('x'|safe) ~ '<' }}|{{ 5|safe + '<' }}|{{ none|safe }})J"), R"J(<b><|x<|5&lt;|None)J");
+    EXPECT_EQ(render_ok(R"J({{ '<'|safe|first + '<' }}|{{ ('<'|safe|list)[0] + '<' }}|{{ ('<'|safe|tojson) + '<' }})J"), R"J(<<|<<|"<"<)J");
 }
 
 }  // namespace

@@ -125,7 +125,7 @@ Spec parse_spec(std::string_view s) {
     if (i < s.size()) spec.type = s[i++];
     if (i != s.size()) raise(ErrorKind::kValue, "Invalid format specifier");
     if (spec.zero && !spec.align) {
-        spec.fill = "0";
+        spec.fill.assign(1, '0');
         spec.align = '=';
     }
     return spec;
@@ -136,17 +136,30 @@ std::string pad(std::string body, const Spec& spec, char default_align, size_t s
     if (spec.width <= len) return body;
     int64_t n = spec.width - len;
     char align = spec.align ? spec.align : default_align;
-    auto fill = [&](int64_t count) {
-        std::string out;
-        for (int64_t k = 0; k < count; ++k) out += spec.fill;
-        return out;
+    auto fill = [&](std::string& out, int64_t count) {
+        for (int64_t k = 0; k < count; ++k) out.append(spec.fill);
     };
+    std::string out;
     switch (align) {
-        case '<': return body + fill(n);
-        case '^': return fill(n / 2) + body + fill(n - n / 2);
-        case '=': return body.substr(0, sign_prefix_len) + fill(n) + body.substr(sign_prefix_len);
-        default: return fill(n) + body;
+        case '<':
+            out.append(body);
+            fill(out, n);
+            break;
+        case '^':
+            fill(out, n / 2);
+            out.append(body);
+            fill(out, n - n / 2);
+            break;
+        case '=':
+            out.append(body, 0, sign_prefix_len);
+            fill(out, n);
+            out.append(body, sign_prefix_len, std::string::npos);
+            break;
+        default:
+            fill(out, n);
+            out.append(body);
     }
+    return out;
 }
 
 std::string format_int(int64_t v, const Spec& spec) {
@@ -233,7 +246,7 @@ std::string format_value(const Value& v, std::string_view spec_text) {
     raise(ErrorKind::kType, std::string("unsupported format string passed to ") + type_name(v) + ".__format__");
 }
 
-std::string percent_format(std::string_view fmt, const Value& args) {
+std::string percent_format(std::string_view fmt, const Value& args, bool escape) {
     std::vector<Value> positional;
     const DictData* mapping = nullptr;
     if (args.is_tuple()) {
@@ -319,7 +332,7 @@ std::string percent_format(std::string_view fmt, const Value& args) {
         }
         if (!value) value = &take();
         if (spec.zero && spec.align != '<') {
-            spec.fill = "0";
+            spec.fill.assign(1, '0');
             spec.align = '=';
         }
         std::string piece;
@@ -328,13 +341,14 @@ std::string percent_format(std::string_view fmt, const Value& args) {
             case 'r':
             case 'a': {
                 std::string s = type == 's' ? to_str(*value) : repr(*value);
+                if (escape && !(type == 's' && value->is_markup())) s = html_escape(s);
                 if (spec.precision >= 0 && static_cast<int64_t>(length(s)) > spec.precision) {
                     std::u32string cps = decode(s);
                     s = encode(std::u32string_view(cps).substr(0, static_cast<size_t>(spec.precision)));
                 }
                 Spec sp = spec;
                 if (sp.align == '=') sp.align = '>';
-                sp.fill = " ";
+                sp.fill.assign(1, ' ');
                 piece = pad(s, sp, '>', 0);
                 break;
             }
@@ -394,7 +408,7 @@ std::string percent_format(std::string_view fmt, const Value& args) {
                     raise(ErrorKind::kType, "%c requires int or char");
                 }
                 Spec sp = spec;
-                sp.fill = " ";
+                sp.fill.assign(1, ' ');
                 if (sp.align == '=') sp.align = '>';
                 piece = pad(s, sp, '>', 0);
                 break;
@@ -412,7 +426,7 @@ std::string percent_format(std::string_view fmt, const Value& args) {
     return out;
 }
 
-std::string str_format(std::string_view fmt, const CallArgs& args, Formatter& access) {
+std::string str_format(std::string_view fmt, const CallArgs& args, Formatter& access, bool escape) {
     std::string out;
     size_t i = 0;
     int auto_index = 0;
@@ -552,7 +566,12 @@ std::string str_format(std::string_view fmt, const CallArgs& args, Formatter& ac
         if (conversion == 'r' || conversion == 'a') value = Value::string(repr(value));
         else if (conversion == 's') value = Value::string(to_str(value));
         else if (conversion != 0) raise(ErrorKind::kValue, std::string("Unknown conversion specifier ") + conversion);
-        out += format_value(value, spec);
+        if (escape && value.is_markup()) {
+            if (!spec.empty()) raise(ErrorKind::kValue, "Unsupported format specification for Markup.");
+            out += value.str();
+        } else {
+            out += escape ? html_escape(format_value(value, spec)) : format_value(value, spec);
+        }
     }
     return out;
 }

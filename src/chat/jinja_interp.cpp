@@ -337,6 +337,7 @@ Value Interp::getitem(const Value& obj, const Value& key) {
                         for (int64_t k = 0; k < i; ++k) text::next_cp(s, pos);
                         size_t start = pos;
                         text::next_cp(s, pos);
+                        if (obj.is_markup()) return Value::markup(s.substr(start, pos - start));
                         return Value::string(s.substr(start, pos - start));
                     }
                 }
@@ -402,6 +403,7 @@ Value Interp::slice(const Value& obj, const Value& start, const Value& stop, con
         std::u32string r;
         r.reserve(idx.size());
         for (size_t i : idx) r += cps[i];
+        if (obj.is_markup()) return Value::markup(text::encode(r));
         return Value::string(text::encode(r));
     }
     std::vector<Value> r;
@@ -746,7 +748,8 @@ Value repeat(Interp& interp, const Value& seq, int64_t n) {
         std::string out;
         out.reserve(s.size() * static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) out += s;
-        return interp.make_string(std::move(out));
+        Value r = interp.make_string(std::move(out));
+        return seq.is_markup() ? Value::markup(r.str()) : r;
     }
     const auto& items = seq.items();
     if (!items.empty() && static_cast<uint64_t>(n) > interp.limits().max_steps / items.size())
@@ -778,6 +781,12 @@ Value binary_op(Interp& interp, BinOp op, const Value& a, const Value& b) {
             if (ints) return Value::integer(add_int(a.as_int(), b.as_int()));
             if (nums) return Value::number(a.as_float() + b.as_float());
             if (a.is_string() && b.is_string()) {
+                if (a.is_markup() || b.is_markup()) {  // Markup + str escapes the plain side
+                    std::string x = a.is_markup() ? a.str() : html_escape(a.str());
+                    std::string y = b.is_markup() ? b.str() : html_escape(b.str());
+                    interp.check_string_size(x.size() + y.size());
+                    return Value::markup(x + y);
+                }
                 interp.check_string_size(a.str().size() + b.str().size());
                 return Value::string(a.str() + b.str());
             }
@@ -852,6 +861,7 @@ Value binary_op(Interp& interp, BinOp op, const Value& a, const Value& b) {
                 if (b.as_float() == 0) raise(ErrorKind::kZeroDivision, "float modulo");
                 return Value::number(py_fmod(a.as_float(), b.as_float()));
             }
+            if (a.is_markup()) return Value::markup(interp.make_string(text::percent_format(a.str(), b, true)).str());
             if (a.is_string()) return interp.make_string(text::percent_format(a.str(), b));
             unsupported_operands(name, a, b);
         case BinOp::kPow:

@@ -61,8 +61,9 @@ bool py_isupper(std::string_view s);
 std::optional<int64_t> parse_int(std::string_view s, int base);
 std::optional<double> parse_float(std::string_view s);
 
-// 'fmt' % args (args: a tuple, a dict for %(name)s, or a single value).
-std::string percent_format(std::string_view fmt, const Value& args);
+// 'fmt' % args (args: a tuple, a dict for %(name)s, or a single value). With `escape` (Markup % args) the
+// text of %s/%r conversions is HTML-escaped unless the argument is itself Markup.
+std::string percent_format(std::string_view fmt, const Value& args, bool escape = false);
 // format(value, spec) as Python's built-in format().
 std::string format_value(const Value& v, std::string_view spec);
 // str.format(*args, **kwargs). `getattr` resolves {x.attr} fields through the sandbox.
@@ -72,7 +73,8 @@ public:
     virtual Value get_attr(const Value& obj, const std::string& name) = 0;
     virtual Value get_item(const Value& obj, const Value& key) = 0;
 };
-std::string str_format(std::string_view fmt, const CallArgs& args, Formatter& fmt_access);
+// With `escape` (Markup.format) each formatted field is HTML-escaped unless its value is Markup.
+std::string str_format(std::string_view fmt, const CallArgs& args, Formatter& fmt_access, bool escape = false);
 
 // Python round(x, ndigits) for floats (round-half-even on the exact binary value).
 double py_round(double x, int64_t ndigits);

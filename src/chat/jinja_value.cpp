@@ -53,6 +53,33 @@ Value Value::string(std::string s) {
     return Value(Storage(std::in_place_index<5>, std::make_shared<const std::string>(std::move(s))));
 }
 
+Value Value::markup(std::string s) {
+    Value v = string(std::move(s));
+    v.markup_ = true;
+    return v;
+}
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&#34;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+Value escape_value(const Value& v) {
+    if (v.is_markup()) return v;
+    return Value::markup(html_escape(to_str(v)));
+}
+
 Value Value::list(std::vector<Value> items, bool tuple) {
     auto data = std::make_shared<ListData>();
     int depth = 0;
@@ -285,7 +312,11 @@ void append_str(std::string& out, const Value& v, int depth) {
 }
 
 void append_repr(std::string& out, const Value& v, int depth) {
-    if (v.is_string()) {
+    if (v.is_markup()) {
+        out += "Markup(";
+        out += py_repr_string(v.str());
+        out += ')';
+    } else if (v.is_string()) {
         out += py_repr_string(v.str());
     } else if (v.is_undefined()) {
         out += "Undefined";

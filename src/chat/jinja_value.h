@@ -72,6 +72,9 @@ public:
     static Value integer(int64_t i) { return Value(Storage(std::in_place_index<3>, i)); }
     static Value number(double d) { return Value(Storage(std::in_place_index<4>, d)); }
     static Value string(std::string s);
+    // A markupsafe.Markup string (what |safe and |escape return): `+`, `%`, format() and some methods
+    // escape the plain strings they combine with it.
+    static Value markup(std::string s);
     static Value list(std::vector<Value> items, bool tuple = false);
     static Value dict(DictPtr d);
     static Value object(ObjectPtr o) { return Value(Storage(std::in_place_index<8>, std::move(o))); }
@@ -83,6 +86,7 @@ public:
     bool is_int() const { return kind() == Kind::kInt; }
     bool is_float() const { return kind() == Kind::kFloat; }
     bool is_string() const { return kind() == Kind::kString; }
+    bool is_markup() const { return markup_ && is_string(); }
     bool is_list() const { return kind() == Kind::kList; }  // list or tuple
     bool is_tuple() const;
     bool is_dict() const { return kind() == Kind::kDict; }
@@ -109,6 +113,7 @@ private:
                                  std::shared_ptr<const std::string>, ListPtr, DictPtr, ObjectPtr>;
     explicit Value(Storage s) : data_(std::move(s)) {}
     Storage data_;
+    bool markup_ = false;
 };
 
 struct ListData {
@@ -168,6 +173,11 @@ bool less(const Value& a, const Value& b, const char* op = "<");
 std::string hash_key(const Value& v);
 // Raises the UndefinedError (or SecurityError) an undefined value carries.
 [[noreturn]] void fail_undefined(const Value& v);
+
+// markupsafe.escape on text: & < > " ' become &amp; &lt; &gt; &#34; &#39;.
+std::string html_escape(std::string_view s);
+// markupsafe.escape(v): a Markup value (unchanged when v already is one).
+Value escape_value(const Value& v);
 
 std::string py_float_repr(double d);
 std::string py_repr_string(std::string_view s);
