@@ -11,10 +11,7 @@
 #include "model/arch.h"
 #include "model/weights.h"
 #include "util/sha256.h"
-#if __has_include("vocab/vocab.h")
 #include "vocab/vocab.h"
-#define LC_HAVE_VOCAB 1
-#endif
 
 namespace llama_crab {
 
@@ -89,13 +86,11 @@ Result<std::shared_ptr<Model>> Model::load(const std::string& path, const ModelP
     if (!weights.ok()) return make_error(weights.error().code, fmt::format("'{}': {}", path, weights.error().message));
     m->impl_->weights = std::move(weights).value();
 
-#ifdef LC_HAVE_VOCAB
     if (f.find("tokenizer.ggml.model") != nullptr) {
         auto vocab = Vocab::from_gguf(f);
         if (!vocab.ok()) return make_error(vocab.error().code, fmt::format("'{}': {}", path, vocab.error().message));
         m->impl_->vocab = std::move(vocab).value();
     }
-#endif
 
     // Touch the weights so the first decode does not pay for page faults, reporting progress per tensor.
     const auto& tensors = f.tensors();

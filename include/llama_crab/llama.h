@@ -1,0 +1,172 @@
+// The high-level API: load a model with a context, complete prompts, stream tokens, chat.
+//
+//   auto llama = llama_crab::Llama::load(llama_crab::LlamaParams("model.gguf").with_n_ctx(2048));
+//   auto out = llama->create_completion("Once upon a time", 64);
+//   std::cout << out->text;
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llama_crab/chat.h"
+#include "llama_crab/context.h"
+#include "llama_crab/error.h"
+#include "llama_crab/model.h"
+#include "llama_crab/sampling.h"
+
+namespace llama_crab {
+
+class Cache;
+
+struct LlamaParams {
+    explicit LlamaParams(std::string path) : model_path(std::move(path)) {}
+
+    std::string model_path;
+    int32_t n_ctx = 2048;
+    int32_t n_batch = 512;
+    int32_t n_ubatch = 512;
+    int32_t n_threads = 0;        // 0: all cores
+    int32_t n_threads_batch = 0;  // threads for prompt processing; 0: same as n_threads
+    bool use_mmap = true;
+    KvType kv_type = KvType::kF16;
+    int32_t n_seq_max = 1;
+    uint32_t seed = kRandomSeed;  // default seed of completions that do not set one
+    std::function<bool(float)> progress;  // loading progress 0..1; return false to cancel
+
+    LlamaParams& with_n_ctx(int32_t v) { n_ctx = v; return *this; }
+    LlamaParams& with_n_batch(int32_t v) { n_batch = v; return *this; }
+    LlamaParams& with_n_ubatch(int32_t v) { n_ubatch = v; return *this; }
+    LlamaParams& with_n_threads(int32_t v) { n_threads = v; return *this; }
+    LlamaParams& with_n_threads_batch(int32_t v) { n_threads_batch = v; return *this; }
+    LlamaParams& with_use_mmap(bool v) { use_mmap = v; return *this; }
+    LlamaParams& with_kv_type(KvType v) { kv_type = v; return *this; }
+    LlamaParams& with_n_seq_max(int32_t v) { n_seq_max = v; return *this; }
+    LlamaParams& with_seed(uint32_t v) { seed = v; return *this; }
+    LlamaParams& with_progress(std::function<bool(float)> f) { progress = std::move(f); return *this; }
+};
+
+enum class StopReason { Length, Eos, Stop, Cancelled, ContextFull };
+const char* stop_reason_name(StopReason r);  // "length", "eos", "stop", "cancelled", "context_full"
+
+struct TokenLogprobs {
+    Token token = 0;
+    std::string text;
+    float logprob = 0.0f;
+    std::vector<std::pair<Token, float>> top;  // most likely first
+};
+
+struct Timings {
+    double load_ms = 0;
+    double prefill_ms = 0;
+    double prefill_tok_per_s = 0;
+    int32_t n_prefill = 0;  // prompt tokens actually decoded (not reused)
+    double decode_ms = 0;
+    double decode_tok_per_s = 0;
+    int32_t n_decode = 0;
+};
+
+struct Completion {
+    std::string text;             // generated text (the prompt too with echo)
+    std::vector<Token> tokens;    // generated tokens
+    int32_t n_prompt_tokens = 0;
+    int32_t n_cached_prompt_tokens = 0;  // prompt tokens reused from the KV cache or a prefix cache
+    StopReason stop_reason = StopReason::Length;
+    std::string stop_string;      // the stop string that ended generation (StopReason::Stop)
+    std::vector<TokenLogprobs> logprobs;  // one per generated token when asked
+    Timings timings;
+};
+
+struct CompletionOptions {
+    int32_t max_tokens = 128;     // <= 0: until the context is full
+    int32_t min_tokens = 0;       // end-of-generation tokens are masked until this many were generated
+    std::vector<std::string> stop;  // never emitted; matched across token boundaries
+    bool echo = false;            // prepend the prompt to text
+    int32_t logprobs = 0;         // top-N log-probabilities per generated token (0: none)
+    std::map<Token, float> logit_bias;
+    std::optional<uint32_t> seed;  // overrides sampling.seed
+    SamplingParams sampling;
+    bool ignore_eos = false;
+    // Prefix reuse: keep what the KV cache holds for the longest common prefix (always safe), and look up /
+    // store the attached prefix cache (see docs/caching.md).
+    bool use_cache = true;
+    bool cache_generated = false;  // also store the generated tokens' state
+
+    static CompletionOptions greedy(int32_t max_tokens) {
+        CompletionOptions o;
+        o.max_tokens = max_tokens;
+        o.sampling.temperature = 0.0f;
+        return o;
+    }
+};
+
+struct CompletionChunk {
+    std::string text;   // whole UTF-8 characters; may be empty when a token ends mid-character or mid-stop-string
+    Token token = 0;
+    int32_t n_generated = 0;
+};
+enum class StreamAction { Continue, Stop };
+using StreamCallback = std::function<StreamAction(const CompletionChunk&)>;
+
+struct ChatOptions : CompletionOptions {
+    std::optional<std::string> template_name;  // a built-in template instead of the model's own
+};
+
+class Llama {
+public:
+    ~Llama();
+    Llama(Llama&&) noexcept;
+    Llama& operator=(Llama&&) noexcept;
+
+    static Result<Llama> load(const LlamaParams& params);
+
+    Model& model();
+    Context& context();
+    std::shared_ptr<Model> model_ptr() const;
+    const LlamaParams& params() const;
+
+    Result<Completion> create_completion(const std::string& prompt, int32_t max_tokens);
+    Result<Completion> create_completion(const std::string& prompt, const CompletionOptions& options);
+    Result<Completion> create_completion_stream(const std::string& prompt, const CompletionOptions& options,
+                                                const StreamCallback& callback);
+    // The same for a prompt already tokenised (exactly these tokens are decoded).
+    Result<Completion> create_completion_tokens(const std::vector<Token>& prompt, const CompletionOptions& options,
+                                                const StreamCallback& callback = nullptr);
+
+    Result<Completion> create_chat_completion(const std::vector<ChatMessage>& messages, const ChatOptions& options = {});
+    Result<Completion> create_chat_completion_stream(const std::vector<ChatMessage>& messages, const ChatOptions& options,
+                                                     const StreamCallback& callback);
+    // The prompt a chat renders to (the model's template, or the named built-in one).
+    Result<std::string> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                            const std::optional<std::string>& template_name = std::nullopt) const;
+
+    // Stops the completion another thread is running (it ends with StopReason::Cancelled). Thread-safe.
+    void cancel();
+
+    std::vector<Token> tokenize(const std::string& text, bool add_special = true, bool parse_special = true) const;
+    std::string detokenize(const std::vector<Token>& tokens, bool remove_special = false) const;
+    std::string token_to_piece(Token token) const;
+    bool is_eog(Token token) const;
+
+    // Prefix cache used by completions (nullptr detaches).
+    void set_cache(std::shared_ptr<Cache> cache);
+    std::shared_ptr<Cache> cache() const;
+    // The tokens the KV cache holds for the completion sequence.
+    const std::vector<Token>& kv_tokens() const;
+    // Session files for the completion sequence (KV, tokens, positions): resume a conversation in another process.
+    Status save_session(const std::string& path) const;
+    Result<int32_t> load_session(const std::string& path);
+    void reset();  // forget the KV cache content
+
+private:
+    Llama();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llama_crab

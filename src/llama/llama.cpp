@@ -1,0 +1,103 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "llama/llama_impl.h"
+
+namespace llama_crab {
+
+const char* stop_reason_name(StopReason r) {
+    switch (r) {
+        case StopReason::Length: return "length";
+        case StopReason::Eos: return "eos";
+        case StopReason::Stop: return "stop";
+        case StopReason::Cancelled: return "cancelled";
+        case StopReason::ContextFull: return "context_full";
+    }
+    return "?";
+}
+
+Llama::Llama() : impl_(std::make_unique<Impl>()) {}
+Llama::~Llama() = default;
+Llama::Llama(Llama&&) noexcept = default;
+Llama& Llama::operator=(Llama&&) noexcept = default;
+
+Result<Llama> Llama::load(const LlamaParams& params) {
+    const auto t0 = SteadyClock::now();
+    Llama l;
+    l.impl_->params = params;
+    ModelParams mp;
+    mp.use_mmap = params.use_mmap;
+    mp.progress = params.progress;
+    LC_ASSIGN_OR_RETURN(l.impl_->model, Model::load(params.model_path, mp));
+    ContextParams cp;
+    cp.n_ctx = params.n_ctx;
+    cp.n_batch = params.n_batch;
+    cp.n_ubatch = params.n_ubatch;
+    cp.n_threads = params.n_threads_batch > 0 ? params.n_threads_batch : params.n_threads;
+    cp.kv_type = params.kv_type;
+    cp.n_seq_max = params.n_seq_max;
+    LC_ASSIGN_OR_RETURN(l.impl_->ctx, Context::create(l.impl_->model, cp));
+    l.impl_->vocab = l.impl_->model->vocab();
+    if (l.impl_->vocab) {
+        for (Token t = 0; t < l.impl_->vocab->n_tokens(); ++t) {
+            if (l.impl_->vocab->is_eog(t)) l.impl_->eog_tokens.push_back(t);
+        }
+    }
+    l.impl_->load_ms = ms_since(t0);
+    return l;
+}
+
+Model& Llama::model() { return *impl_->model; }
+Context& Llama::context() { return *impl_->ctx; }
+std::shared_ptr<Model> Llama::model_ptr() const { return impl_->model; }
+const LlamaParams& Llama::params() const { return impl_->params; }
+void Llama::cancel() { impl_->cancel.store(true); }
+
+Status Llama::Impl::require_vocab() const {
+    if (!vocab) return make_error(ErrorCode::kInvalidArgument, fmt::format("model '{}' has no tokenizer", model->path()));
+    return {};
+}
+
+std::vector<Token> Llama::tokenize(const std::string& text, bool add_special, bool parse_special) const {
+    if (!impl_->vocab) return {};
+    return impl_->vocab->tokenize(text, add_special, parse_special);
+}
+
+std::string Llama::detokenize(const std::vector<Token>& tokens, bool remove_special) const {
+    if (!impl_->vocab) return {};
+    return impl_->vocab->detokenize(tokens, remove_special, false);
+}
+
+std::string Llama::token_to_piece(Token token) const {
+    if (!impl_->vocab) return {};
+    return impl_->vocab->token_to_piece(token, false);
+}
+
+bool Llama::is_eog(Token token) const { return impl_->vocab && impl_->vocab->is_eog(token); }
+
+void Llama::set_cache(std::shared_ptr<Cache> cache) { impl_->cache = std::move(cache); }
+std::shared_ptr<Cache> Llama::cache() const { return impl_->cache; }
+const std::vector<Token>& Llama::kv_tokens() const { return impl_->kv_tokens; }
+
+void Llama::reset() {
+    impl_->ctx->seq_rm(Impl::kSeq, -1, -1);
+    impl_->kv_tokens.clear();
+}
+
+Status Llama::save_session(const std::string& path) const { return impl_->ctx->save_session(path, Impl::kSeq); }
+
+Result<int32_t> Llama::load_session(const std::string& path) {
+    LC_ASSIGN_OR_RETURN(SequenceState st, read_state_file(path));
+    for (size_t i = 0; i < st.positions.size(); ++i) {
+        if (st.positions[i] != (Pos)i) {
+            return make_error(ErrorCode::kStateMismatch,
+                              "session: positions are not 0..n-1 (saved after a context shift?); load it with Context::load_session");
+        }
+    }
+    LC_ASSIGN_OR_RETURN(int32_t n, impl_->ctx->state_seq_import(Impl::kSeq, st));
+    impl_->kv_tokens = st.tokens;
+    return n;
+}
+
+}  // namespace llama_crab
