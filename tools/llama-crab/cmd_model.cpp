@@ -188,7 +188,8 @@ void register_model_commands(CLI::App& app) {
         add_run_options(cmd, *o);
         cmd->add_option("-n,--n-predict", *n, "tokens to generate")->default_val(64);
         cmd->add_flag("--greedy", *greedy, "greedy decoding (the only mode of this command; sampling is in `complete`)");
-        cmd->callback([o, n] { run_generate(*o, *n); });
+        // Every option target must outlive parsing, so the callback owns them all.
+        cmd->callback([o, n, greedy] { run_generate(*o, *n); });
     }
 }
 
