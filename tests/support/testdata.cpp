@@ -20,6 +20,12 @@ bool testdata_available() { return std::filesystem::exists(testdata_dir() / "mod
 
 std::filesystem::path cli_path() { return LLAMA_CRAB_CLI_PATH; }
 
+std::filesystem::path example_path(const std::string& name) {
+    return std::filesystem::path(LLAMA_CRAB_EXAMPLES_DIR) / ("example_" + name);
+}
+
+std::filesystem::path source_dir() { return std::filesystem::path(LLAMA_CRAB_SOURCE_DIR); }
+
 TempDir::TempDir() {
     std::random_device rd;
     for (int attempt = 0; attempt < 100; ++attempt) {

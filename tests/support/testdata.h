@@ -15,6 +15,10 @@ bool testdata_available();
 
 // Path to the built llama-crab CLI.
 std::filesystem::path cli_path();
+// Path to a built example program: examples/<name> -> <build>/example_<name>.
+std::filesystem::path example_path(const std::string& name);
+// The project's source folder (for docs/ and scripts/).
+std::filesystem::path source_dir();
 
 // A fresh, empty folder under the system temp dir, removed when the object dies.
 class TempDir {

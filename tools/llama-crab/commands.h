@@ -13,5 +13,9 @@ void register_make_model_command(CLI::App& app);  // make-model (cmd_make_model.
 void register_bench_commands(CLI::App& app);   // bench (cmd_bench.cpp)
 void register_vocab_commands(CLI::App& app);   // tokenize, detokenize (cmd_vocab.cpp)
 void register_template_commands(CLI::App& app);  // template render (cmd_template.cpp)
+void register_complete_command(CLI::App& app);   // complete (cmd_complete.cpp)
+void register_chat_command(CLI::App& app);       // chat (cmd_chat.cpp)
+void register_cache_commands(CLI::App& app);     // cache stats|clear, bench-cache (cmd_cache.cpp, cmd_bench_cache.cpp)
+void register_serve_command(CLI::App& app);      // serve (cmd_serve.cpp; the server itself is in server/)
 
 }  // namespace llama_crab::cli

@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
     llama_crab::cli::register_bench_commands(app);
     llama_crab::cli::register_vocab_commands(app);
     llama_crab::cli::register_template_commands(app);
+    llama_crab::cli::register_complete_command(app);
+    llama_crab::cli::register_chat_command(app);
+    llama_crab::cli::register_cache_commands(app);
+    llama_crab::cli::register_serve_command(app);
     CLI11_PARSE(app, argc, argv);
     return llama_crab::cli::exit_code();
 }

@@ -1,0 +1,8 @@
+// complete: placeholder registration while the command is being written.
+#include "commands.h"
+
+namespace llama_crab::cli {
+
+void register_complete_command(CLI::App&) {}
+
+}  // namespace llama_crab::cli
