@@ -96,6 +96,8 @@ struct CompletionOptions {
     // store the attached prefix cache (see docs/caching.md).
     bool use_cache = true;
     bool cache_generated = false;  // also store the generated tokens' state
+    // Called after each prompt chunk that is decoded (done and total count prompt tokens, reused ones included).
+    std::function<void(int32_t done, int32_t total)> prefill_progress;
 
     static CompletionOptions greedy(int32_t max_tokens) {
         CompletionOptions o;
@@ -126,7 +128,9 @@ public:
     static Result<Llama> load(const LlamaParams& params);
 
     Model& model();
+    const Model& model() const;
     Context& context();
+    const Context& context() const;
     std::shared_ptr<Model> model_ptr() const;
     const LlamaParams& params() const;
 
@@ -144,6 +148,9 @@ public:
     // The prompt a chat renders to (the model's template, or the named built-in one).
     Result<std::string> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                             const std::optional<std::string>& template_name = std::nullopt) const;
+    // The same prompt as tokens (special tokens parsed; BOS added when the template did not write it).
+    Result<std::vector<Token>> tokenize_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                             const std::optional<std::string>& template_name = std::nullopt) const;
 
     // Stops the completion another thread is running (it ends with StopReason::Cancelled). Thread-safe.
     void cancel();
@@ -158,9 +165,16 @@ public:
     std::shared_ptr<Cache> cache() const;
     // The tokens the KV cache holds for the completion sequence.
     const std::vector<Token>& kv_tokens() const;
+    // Context shift: drops the KV of kv_tokens()[begin, end) and moves the later tokens back by end - begin
+    // positions (K is re-rotated). The moved tokens keep attention state computed with the dropped ones, so they
+    // approximate a recomputation; such tokens are never stored in the prefix cache.
+    Status kv_shift(int32_t begin, int32_t end);
     // Session files for the completion sequence (KV, tokens, positions): resume a conversation in another process.
     Status save_session(const std::string& path) const;
     Result<int32_t> load_session(const std::string& path);
+    // The same state as bytes (the session format: fingerprint, layout, tokens, checksum), and back.
+    std::vector<uint8_t> state_get() const;
+    Result<int32_t> state_set(const std::vector<uint8_t>& bytes);
     void reset();  // forget the KV cache content
 
 private:

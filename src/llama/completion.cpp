@@ -32,18 +32,16 @@ int32_t Llama::Impl::reuse_prefix(const std::vector<Token>& prompt, bool use_cac
             for (size_t i = 0; contiguous && i < n; ++i) contiguous = st.positions[i] == (Pos)i && st.tokens[i] == prompt[i];
             if (contiguous && ctx->state_seq_import(kSeq, st).ok()) {
                 kv_tokens.assign(prompt.begin(), prompt.begin() + (ptrdiff_t)n);
+                kv_exact_end = SIZE_MAX;
                 return (int32_t)n;
             }
         }
     }
-    if (kv_tokens.size() > keep) {
-        ctx->seq_rm(kSeq, (Pos)keep, -1);
-        kv_tokens.resize(keep);
-    }
+    truncate_kv(keep);
     return (int32_t)keep;
 }
 
-Status Llama::Impl::prefill(const std::vector<Token>& tokens, size_t from) {
+Status Llama::Impl::prefill(const std::vector<Token>& tokens, size_t from, const CompletionOptions& options) {
     const size_t chunk = (size_t)ctx->params().n_batch;
     Batch b;
     for (size_t i = from; i < tokens.size(); i += chunk) {
@@ -53,18 +51,23 @@ Status Llama::Impl::prefill(const std::vector<Token>& tokens, size_t from) {
         for (size_t j = i; j < end; ++j) b.add(tokens[j], (Pos)kv_tokens.size() + (Pos)(j - i), {kSeq}, j + 1 == tokens.size());
         LC_TRY(ctx->decode(b));
         kv_tokens.insert(kv_tokens.end(), tokens.begin() + (ptrdiff_t)i, tokens.begin() + (ptrdiff_t)end);
+        if (options.prefill_progress) options.prefill_progress((int32_t)end, (int32_t)tokens.size());
     }
     return {};
 }
 
 void Llama::Impl::store_in_cache(const std::vector<Token>& tokens) {
-    if (!cache || tokens.empty()) return;
+    // Only the exactly computed part of the KV may be stored: a shifted state under these tokens would be a
+    // wrong answer for everyone who looks them up.
+    const size_t n = std::min(tokens.size(), kv_exact_end);
+    if (!cache || n == 0) return;
     auto st = ctx->state_seq_export(kSeq);
-    if (!st.ok() || st->n_tokens() < tokens.size()) return;
+    if (!st.ok() || st->n_tokens() < n) return;
     CacheEntry e;
-    e.state = st->n_tokens() == tokens.size() ? std::move(st).value() : st->prefix(tokens.size());
-    e.n_past = (int32_t)tokens.size();
-    (void)cache->store(tokens, e);  // a full or failing cache only costs future hits
+    e.state = st->n_tokens() == n ? std::move(st).value() : st->prefix(n);
+    e.n_past = (int32_t)n;
+    const std::vector<Token> key(tokens.begin(), tokens.begin() + (ptrdiff_t)n);
+    (void)cache->store(key, e);  // a full or failing cache only costs future hits
 }
 
 Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const CompletionOptions& options, const StreamCallback& callback) {
@@ -102,7 +105,7 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
     out.timings.load_ms = load_ms;
     const auto t_prefill = SteadyClock::now();
     out.n_cached_prompt_tokens = reuse_prefix(prompt, options.use_cache);
-    auto st = prefill(prompt, (size_t)out.n_cached_prompt_tokens);
+    auto st = prefill(prompt, (size_t)out.n_cached_prompt_tokens, options);
     if (!st.ok()) {
         if (st.error().code == ErrorCode::kCancelled) {
             out.stop_reason = StopReason::Cancelled;

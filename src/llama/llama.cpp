@@ -50,6 +50,8 @@ Result<Llama> Llama::load(const LlamaParams& params) {
 
 Model& Llama::model() { return *impl_->model; }
 Context& Llama::context() { return *impl_->ctx; }
+const Model& Llama::model() const { return *impl_->model; }
+const Context& Llama::context() const { return *impl_->ctx; }
 std::shared_ptr<Model> Llama::model_ptr() const { return impl_->model; }
 const LlamaParams& Llama::params() const { return impl_->params; }
 void Llama::cancel() { impl_->cancel.store(true); }
@@ -80,9 +82,23 @@ void Llama::set_cache(std::shared_ptr<Cache> cache) { impl_->cache = std::move(c
 std::shared_ptr<Cache> Llama::cache() const { return impl_->cache; }
 const std::vector<Token>& Llama::kv_tokens() const { return impl_->kv_tokens; }
 
-void Llama::reset() {
-    impl_->ctx->seq_rm(Impl::kSeq, -1, -1);
-    impl_->kv_tokens.clear();
+void Llama::reset() { impl_->reset_after_error(); }
+
+Status Llama::kv_shift(int32_t begin, int32_t end) {
+    std::lock_guard<std::mutex> lock(impl_->run_mutex);
+    auto& kv = impl_->kv_tokens;
+    if (begin < 0 || end < begin || (size_t)end > kv.size()) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          fmt::format("kv_shift: range [{}, {}) is not inside the {} tokens the KV cache holds", begin, end, kv.size()));
+    }
+    if (begin == end) return {};
+    Context& ctx = *impl_->ctx;
+    ctx.seq_rm(Impl::kSeq, begin, end);
+    if ((size_t)end < kv.size()) ctx.seq_add(Impl::kSeq, end, -1, begin - end);
+    kv.erase(kv.begin() + begin, kv.begin() + end);
+    // Tokens after the cut now sit at new positions with attention state from the old context.
+    if ((size_t)begin < kv.size()) impl_->kv_exact_end = std::min(impl_->kv_exact_end, (size_t)begin);
+    return {};
 }
 
 Status Llama::save_session(const std::string& path) const { return impl_->ctx->save_session(path, Impl::kSeq); }
@@ -97,6 +113,20 @@ Result<int32_t> Llama::load_session(const std::string& path) {
     }
     LC_ASSIGN_OR_RETURN(int32_t n, impl_->ctx->state_seq_import(Impl::kSeq, st));
     impl_->kv_tokens = st.tokens;
+    impl_->kv_exact_end = SIZE_MAX;
+    return n;
+}
+
+std::vector<uint8_t> Llama::state_get() const { return impl_->ctx->state_seq_get(Impl::kSeq); }
+
+Result<int32_t> Llama::state_set(const std::vector<uint8_t>& bytes) {
+    LC_ASSIGN_OR_RETURN(SequenceState st, deserialize_state(bytes.data(), bytes.size()));
+    for (size_t i = 0; i < st.positions.size(); ++i) {
+        if (st.positions[i] != (Pos)i) return make_error(ErrorCode::kStateMismatch, "state: positions are not 0..n-1");
+    }
+    LC_ASSIGN_OR_RETURN(int32_t n, impl_->ctx->state_seq_import(Impl::kSeq, st));
+    impl_->kv_tokens = st.tokens;
+    impl_->kv_exact_end = SIZE_MAX;
     return n;
 }
 

@@ -49,13 +49,19 @@ Result<Completion> Llama::create_chat_completion(const std::vector<ChatMessage>&
 Result<Completion> Llama::create_chat_completion_stream(const std::vector<ChatMessage>& messages, const ChatOptions& options,
                                                         const StreamCallback& callback) {
     if (messages.empty()) return make_error(ErrorCode::kInvalidArgument, "chat: no messages");
-    LC_ASSIGN_OR_RETURN(std::string prompt, apply_chat_template(messages, true, options.template_name));
+    LC_ASSIGN_OR_RETURN(std::vector<Token> tokens, tokenize_chat(messages, true, options.template_name));
+    return impl_->run(tokens, options, callback);
+}
+
+Result<std::vector<Token>> Llama::tokenize_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                                const std::optional<std::string>& template_name) const {
+    LC_ASSIGN_OR_RETURN(std::string prompt, apply_chat_template(messages, add_generation_prompt, template_name));
     // The template writes the BOS token itself when it wants one; add it only when the text lacks it.
     const Vocab& v = *impl_->vocab;
     const bool has_bos = v.bos() >= 0 && prompt.rfind(std::string(v.token_text(v.bos())), 0) == 0;
     std::vector<Token> tokens = v.tokenize(prompt, false, true);
     if (!has_bos && v.add_bos() && v.bos() >= 0) tokens.insert(tokens.begin(), v.bos());
-    return impl_->run(tokens, options, callback);
+    return tokens;
 }
 
 }  // namespace llama_crab

@@ -301,27 +301,7 @@ Status write_state_file(const std::string& path, const SequenceState& state) {
 }
 
 Result<SequenceState> read_state_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error(ErrorCode::kIo, fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return make_error(ErrorCode::kIo, fmt::format("'{}' is not a regular file", path));
-    }
-    std::vector<uint8_t> bytes((size_t)st.st_size);
-    size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            const int e = errno;
-            ::close(fd);
-            return make_error(ErrorCode::kIo, fmt::format("cannot read '{}' at offset {}: {}", path, done,
-                                                          n == 0 ? "unexpected end of file" : std::strerror(e)));
-        }
-        done += (size_t)n;
-    }
-    ::close(fd);
+    LC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_file(path));
     auto s = deserialize_state(bytes.data(), bytes.size());
     if (!s.ok()) return make_error(s.error().code, fmt::format("'{}': {}", path, s.error().message));
     return s;

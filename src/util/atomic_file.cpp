@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <random>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -16,6 +17,35 @@ Status write_file_atomic(const std::string& path, const uint8_t* data, size_t si
     LC_TRY(w.open(path));
     LC_TRY(w.append(data, size));
     return w.commit();
+}
+
+Result<std::vector<uint8_t>> read_file(const std::string& path, size_t max_size) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return make_error(ErrorCode::kIo, fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return make_error(ErrorCode::kIo, fmt::format("'{}' is not a regular file", path));
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        ::close(fd);
+        return make_error(ErrorCode::kInvalidFormat, fmt::format("'{}' is {} bytes, more than the {} allowed", path, st.st_size, max_size));
+    }
+    std::vector<uint8_t> bytes((size_t)st.st_size);
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int e = errno;
+            ::close(fd);
+            return make_error(ErrorCode::kIo, fmt::format("cannot read '{}' at offset {}: {}", path, done,
+                                                          n == 0 ? "unexpected end of file" : std::strerror(e)));
+        }
+        done += (size_t)n;
+    }
+    ::close(fd);
+    return bytes;
 }
 
 AtomicFileWriter::~AtomicFileWriter() { abandon(); }

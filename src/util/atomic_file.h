@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "llama_crab/error.h"
 
@@ -12,6 +13,9 @@ namespace llama_crab {
 // Writes a byte buffer to path atomically: a temp file in the same folder, fsync, rename, fsync the folder.
 // A reader sees either the old file or the whole new one, even if the process dies mid-write.
 Status write_file_atomic(const std::string& path, const uint8_t* data, size_t size);
+
+// Reads a whole regular file (up to max_size bytes; larger files are refused, naming the size).
+Result<std::vector<uint8_t>> read_file(const std::string& path, size_t max_size = SIZE_MAX);
 
 // The streaming form: open(), append() any number of times, then commit() (fsync + rename). Destroying it
 // without commit() removes the temporary file.

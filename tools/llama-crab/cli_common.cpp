@@ -67,7 +67,10 @@ Result<std::string> resolve_model_path(const std::string& given) {
     // The built-in default: a small random-weight llama with the built-in vocabulary, made once.
     const std::string dir = cache_folder();
     const std::string path = dir + "/default-llama-v1.gguf";
-    if (std::filesystem::exists(path)) return path;
+    if (std::filesystem::exists(path)) {
+        std::fprintf(stderr, "llama-crab: no --model given; using the built-in default model %s (random weights)\n", path.c_str());
+        return path;
+    }
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return make_error(ErrorCode::kIo, fmt::format("cannot create '{}': {}", dir, ec.message()));

@@ -1,8 +1,121 @@
-// complete: placeholder registration while the command is being written.
+// complete: continue a text prompt, streaming the text as it is generated.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cli_common.h"
+#include "cli_generation.h"
 #include "commands.h"
 
 namespace llama_crab::cli {
+namespace {
 
-void register_complete_command(CLI::App&) {}
+using nlohmann::json;
+
+struct CompleteFlags {
+    GenerationFlags gen;
+    std::string prompt;
+    std::string file;
+    bool json_out = false;
+    bool echo = false;
+    int logprobs = 0;
+};
+
+json timings_json(const Timings& t) {
+    return json{{"load_ms", t.load_ms},           {"prefill_ms", t.prefill_ms}, {"prefill_tok_per_s", t.prefill_tok_per_s},
+                {"n_prefill", t.n_prefill},       {"decode_ms", t.decode_ms},   {"decode_tok_per_s", t.decode_tok_per_s},
+                {"n_decode", t.n_decode}};
+}
+
+json completion_json(const Completion& c) {
+    json j{{"text", c.text},
+           {"tokens", c.tokens},
+           {"stop_reason", stop_reason_name(c.stop_reason)},
+           {"n_prompt_tokens", c.n_prompt_tokens},
+           {"n_cached_prompt_tokens", c.n_cached_prompt_tokens},
+           {"timings", timings_json(c.timings)}};
+    if (c.stop_reason == StopReason::Stop) j["stop_string"] = c.stop_string;
+    if (!c.logprobs.empty()) {
+        json lps = json::array();
+        for (const auto& t : c.logprobs) {
+            json top = json::array();
+            for (const auto& [tok, lp] : t.top) top.push_back({{"token", tok}, {"logprob", lp}});
+            lps.push_back({{"token", t.token}, {"text", t.text}, {"logprob", t.logprob}, {"top", std::move(top)}});
+        }
+        j["logprobs"] = std::move(lps);
+    }
+    return j;
+}
+
+Result<std::string> read_prompt(const CompleteFlags& f) {
+    if (!f.file.empty()) {
+        std::ifstream in(f.file, std::ios::binary);
+        if (!in) return make_error(ErrorCode::kIo, fmt::format("--file: cannot open '{}'", f.file));
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+    return f.prompt;
+}
+
+void run_complete(const CompleteFlags& f) {
+    auto prompt = read_prompt(f);
+    if (!prompt.ok()) return fail(prompt.error());
+    if (prompt->empty()) return fail("the prompt is empty: give --prompt TEXT or --file F");
+    auto options = completion_options(f.gen);
+    if (!options.ok()) return fail(options.error());
+    options->echo = f.echo;
+    options->logprobs = f.logprobs;
+    auto llama = open_llama(f.gen);
+    if (!llama.ok()) return fail(llama.error());
+
+    const bool stream = !f.json_out;
+    if (stream && f.echo) {
+        std::fwrite(prompt->data(), 1, prompt->size(), stdout);
+        std::fflush(stdout);
+    }
+    auto out = llama->create_completion_stream(*prompt, *options, [&](const CompletionChunk& c) {
+        if (stream && !c.text.empty()) {
+            std::fwrite(c.text.data(), 1, c.text.size(), stdout);
+            std::fflush(stdout);
+        }
+        return StreamAction::Continue;
+    });
+    if (!out.ok()) return fail(out.error());
+    if (f.json_out) {
+        // Replace invalid UTF-8 (a model can end mid-character) rather than fail to print the result.
+        std::printf("%s\n", completion_json(*out).dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+        return;
+    }
+    // Piped output is exactly the generated text; a terminal gets a final newline and a summary.
+    if (::isatty(STDOUT_FILENO) == 1) std::printf("\n");
+    if (::isatty(STDERR_FILENO) == 1) {
+        const Timings& t = out->timings;
+        std::fprintf(stderr, "[%s; prompt %d tokens (%d cached), prefill %.1f ms (%.1f tok/s), %d tokens at %.1f tok/s]\n",
+                     stop_reason_name(out->stop_reason), out->n_prompt_tokens, out->n_cached_prompt_tokens, t.prefill_ms,
+                     t.prefill_tok_per_s, t.n_decode, t.decode_tok_per_s);
+    }
+}
+
+}  // namespace
+
+void register_complete_command(CLI::App& app) {
+    auto* cmd = app.add_subcommand("complete", "continue a text prompt, streaming the generated text");
+    auto f = std::make_shared<CompleteFlags>();
+    add_generation_flags(cmd, f->gen);
+    auto* prompt = cmd->add_option("--prompt,-p", f->prompt, "the prompt text");
+    auto* file = cmd->add_option("--file,-f", f->file, "read the prompt from a file");
+    prompt->excludes(file);
+    cmd->add_flag("--json", f->json_out, "print the result as one JSON object (text, tokens, stop_reason, n_prompt_tokens, "
+                                          "n_cached_prompt_tokens, timings) instead of streaming");
+    cmd->add_flag("--echo", f->echo, "print the prompt before the generated text");
+    cmd->add_option("--logprobs", f->logprobs, "with --json: the top-N log-probabilities of each generated token")
+        ->check(CLI::Range(0, 100));
+    cmd->callback([f] { run_complete(*f); });
+}
 
 }  // namespace llama_crab::cli

@@ -1,0 +1,202 @@
+// ChatSession: history rendering, prefix reuse through the completion path, context shift, save and load.
+#include "llama_crab/chat_session.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include "util/atomic_file.h"
+#include "util/sha256.h"
+
+namespace llama_crab {
+namespace {
+
+using nlohmann::json;
+
+size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b) {
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return n;
+}
+
+// Session file: magic, version, JSON (history and options) with its SHA-256, then the KV state in the session
+// format (which carries its own fingerprint, layout and checksum). All integers little-endian.
+//   "LCCHATS\0" | u32 version | u32 reserved | u64 json_len | 64 hex chars sha256(json) | json | u64 state_len | state
+constexpr char kMagic[8] = {'L', 'C', 'C', 'H', 'A', 'T', 'S', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8 + 64;
+constexpr size_t kMaxJsonBytes = size_t{1} << 30;
+
+void put_u32(std::vector<uint8_t>& out, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back((uint8_t)(v >> (8 * i)));
+}
+void put_u64(std::vector<uint8_t>& out, uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back((uint8_t)(v >> (8 * i)));
+}
+uint64_t get_u64(const uint8_t* p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+uint32_t get_u32(const uint8_t* p) { return (uint32_t)get_u64(p) & 0xFFFFFFFFu; }
+
+Error bad_file(const std::string& path, const std::string& what) {
+    return Error{ErrorCode::kInvalidFormat, fmt::format("chat session '{}': {}", path, what)};
+}
+
+}  // namespace
+
+ChatSession::ChatSession(Llama& llama, ChatSessionOptions options) : llama_(&llama), options_(std::move(options)) {
+    clear();
+}
+
+void ChatSession::clear() {
+    messages_.clear();
+    if (!options_.system_prompt.empty()) messages_.push_back({"system", options_.system_prompt});
+}
+
+Result<int32_t> ChatSession::shift_to_fit(const std::vector<Token>& needed_tokens, int32_t reserve, ChatTurn& turn,
+                                          std::vector<ChatMessage>& history) {
+    const int32_t n_ctx = llama_->context().n_ctx();
+    const size_t first_turn = (!history.empty() && history[0].role == "system") ? 1 : 0;
+    std::vector<Token> tokens = needed_tokens;
+    std::vector<ChatMessage> kept = history;
+    size_t dropped = 0;
+    while ((int64_t)tokens.size() + reserve > n_ctx) {
+        // Keep the new user message; drop whole user+assistant pairs so strict templates still alternate.
+        if (kept.size() <= first_turn + 1) {
+            return make_error(ErrorCode::kInvalidArgument,
+                              fmt::format("chat: the message needs {} prompt tokens plus {} for the reply, more than the "
+                                          "context's {} even after dropping every earlier turn",
+                                          tokens.size(), reserve, n_ctx));
+        }
+        size_t n = 1;
+        if (kept[first_turn].role == "user" && kept.size() > first_turn + 2 && kept[first_turn + 1].role == "assistant") n = 2;
+        kept.erase(kept.begin() + (ptrdiff_t)first_turn, kept.begin() + (ptrdiff_t)(first_turn + n));
+        dropped += n;
+        LC_ASSIGN_OR_RETURN(tokens, llama_->tokenize_chat(kept, true, options_.template_name));
+    }
+    if (dropped == 0) return 0;
+
+    // Where the dropped turns sit in the KV cache: after the common prefix with the new prompt (the system part),
+    // up to the end of the old history's rendering of those turns.
+    const std::vector<Token>& kv = llama_->kv_tokens();
+    const size_t begin = common_prefix(kv, tokens);
+    std::vector<ChatMessage> through_dropped(history.begin(), history.begin() + (ptrdiff_t)(first_turn + dropped));
+    size_t end = begin;
+    if (auto old = llama_->tokenize_chat(through_dropped, false, options_.template_name); old.ok()) {
+        end = std::max(begin, common_prefix(kv, *old));
+    }
+    // Without a clean boundary (a template that cannot render a partial history) nothing is shifted: the
+    // completion path then recomputes from the first difference, which is always correct.
+    if (end > begin && end <= kv.size()) {
+        LC_TRY(llama_->kv_shift((int32_t)begin, (int32_t)end));
+        turn.n_shifted_tokens = (int32_t)(end - begin);
+    }
+    turn.context_shifted = true;
+    turn.n_dropped_messages = (int32_t)dropped;
+    messages_.erase(messages_.begin() + (ptrdiff_t)first_turn, messages_.begin() + (ptrdiff_t)(first_turn + dropped));
+    history = std::move(kept);
+    return (int32_t)dropped;
+}
+
+Result<ChatTurn> ChatSession::send(const std::string& user_message, const ChatOptions& options, const StreamCallback& callback) {
+    ChatTurn turn;
+    std::vector<ChatMessage> history = messages_;
+    history.push_back({"user", user_message});
+    // The session's template wins; a session without one adopts the first one a turn asks for.
+    if (!options_.template_name && options.template_name) options_.template_name = options.template_name;
+    LC_ASSIGN_OR_RETURN(std::vector<Token> tokens, llama_->tokenize_chat(history, true, options_.template_name));
+
+    const int32_t n_ctx = llama_->context().n_ctx();
+    int32_t reserve = options.max_tokens > 0 ? options.max_tokens : (options_.reply_reserve > 0 ? options_.reply_reserve : n_ctx / 4);
+    reserve = std::clamp(reserve, 1, std::max(1, n_ctx - 1));
+    LC_ASSIGN_OR_RETURN(int32_t dropped, shift_to_fit(tokens, reserve, turn, history));
+    if (dropped > 0) {
+        LC_ASSIGN_OR_RETURN(tokens, llama_->tokenize_chat(history, true, options_.template_name));
+    }
+
+    LC_ASSIGN_OR_RETURN(turn.completion, llama_->create_completion_tokens(tokens, options, callback));
+    messages_.push_back({"user", user_message});
+    messages_.push_back({"assistant", turn.completion.text});
+    return turn;
+}
+
+Status ChatSession::save(const std::string& path) const {
+    json j;
+    j["system_prompt"] = options_.system_prompt;
+    if (options_.template_name) j["template_name"] = *options_.template_name;
+    j["reply_reserve"] = options_.reply_reserve;
+    json msgs = json::array();
+    for (const auto& m : messages_) msgs.push_back({{"role", m.role}, {"content", m.content}});
+    j["messages"] = std::move(msgs);
+    std::string text;
+    try {
+        text = j.dump();
+    } catch (const std::exception& e) {
+        // nlohmann refuses invalid UTF-8: a message with broken bytes cannot be saved as JSON.
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("chat session: cannot encode the history: {}", e.what()));
+    }
+    const std::vector<uint8_t> state = llama_->state_get();
+
+    std::vector<uint8_t> out;
+    out.reserve(kHeaderBytes + text.size() + 8 + state.size());
+    out.insert(out.end(), kMagic, kMagic + 8);
+    put_u32(out, kVersion);
+    put_u32(out, 0);
+    put_u64(out, text.size());
+    const std::string digest = sha256_hex(text.data(), text.size());
+    out.insert(out.end(), digest.begin(), digest.end());
+    out.insert(out.end(), text.begin(), text.end());
+    put_u64(out, state.size());
+    out.insert(out.end(), state.begin(), state.end());
+    return write_file_atomic(path, out.data(), out.size());
+}
+
+Status ChatSession::load(const std::string& path) {
+    LC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_file(path));
+    if (bytes.size() < kHeaderBytes) return bad_file(path, fmt::format("{} bytes is shorter than the {}-byte header", bytes.size(), kHeaderBytes));
+    if (std::memcmp(bytes.data(), kMagic, 8) != 0) return bad_file(path, "bad magic (not a llama-crab chat session file)");
+    const uint32_t version = get_u32(bytes.data() + 8);
+    if (version != kVersion) {
+        return Error{ErrorCode::kUnsupported, fmt::format("chat session '{}': version {} (this build reads {})", path, version, kVersion)};
+    }
+    const uint64_t json_len = get_u64(bytes.data() + 16);
+    if (json_len > kMaxJsonBytes || json_len + 8 > bytes.size() - kHeaderBytes) {
+        return bad_file(path, fmt::format("history length {} at offset 16 runs past the end of the file", json_len));
+    }
+    const char* json_begin = (const char*)bytes.data() + kHeaderBytes;
+    const std::string digest((const char*)bytes.data() + 24, 64);
+    if (sha256_hex(json_begin, json_len) != digest) {
+        return Error{ErrorCode::kChecksum, fmt::format("chat session '{}': the history's SHA-256 does not match", path)};
+    }
+    const size_t state_off = kHeaderBytes + json_len + 8;
+    const uint64_t state_len = get_u64(bytes.data() + kHeaderBytes + json_len);
+    if (state_len != bytes.size() - state_off) {
+        return bad_file(path, fmt::format("state length {} at offset {} does not match the {} bytes that follow",
+                                          state_len, state_off - 8, bytes.size() - state_off));
+    }
+
+    ChatSessionOptions opts;
+    std::vector<ChatMessage> msgs;
+    try {
+        const json j = json::parse(json_begin, json_begin + json_len);
+        opts.system_prompt = j.at("system_prompt").get<std::string>();
+        if (j.contains("template_name")) opts.template_name = j.at("template_name").get<std::string>();
+        opts.reply_reserve = j.at("reply_reserve").get<int32_t>();
+        for (const auto& m : j.at("messages")) msgs.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+    } catch (const std::exception& e) {
+        return bad_file(path, fmt::format("bad history JSON: {}", e.what()));
+    }
+    std::vector<uint8_t> state(bytes.begin() + (ptrdiff_t)state_off, bytes.end());
+    // Everything parsed: only now touch the KV cache (state_set leaves it unchanged when it fails).
+    auto n = llama_->state_set(state);
+    if (!n.ok()) return Error{n.error().code, fmt::format("chat session '{}': {}", path, n.error().message)};
+    options_ = std::move(opts);
+    messages_ = std::move(msgs);
+    return {};
+}
+
+}  // namespace llama_crab
