@@ -97,12 +97,37 @@ struct DiskCacheOptions {
     int busy_timeout_ms = 30000;
 };
 
+// One model's share of a cache folder (DiskCache::inspect). A block belongs to exactly one model + layout.
+struct DiskCacheModelInfo {
+    std::string model_fingerprint;
+    KvLayout layout;
+    size_t entries = 0;
+    size_t tokens = 0;       // tokens over its entries (a shared prefix counts once per entry)
+    size_t blocks = 0;       // distinct blocks (a shared prefix counts once)
+    size_t block_bytes = 0;  // compressed bytes of those block files
+    size_t raw_bytes = 0;    // uncompressed KV bytes of those blocks
+};
+
+// What a cache folder holds.
+struct DiskCacheInfo {
+    size_t entries = 0;
+    size_t blocks = 0;
+    size_t size_bytes = 0;      // what the budget counts: block files + index estimate (DiskCache::size_bytes())
+    size_t block_bytes = 0;     // block files only
+    size_t capacity_bytes = 0;  // the capacity the folder was last opened with; 0 when never recorded
+    std::vector<DiskCacheModelInfo> models;  // largest first
+};
+
 // Persistent cache in a folder: index.sqlite (the source of truth) and blocks/ (zstd-compressed block files).
 // Safe for several threads and processes sharing the folder, and for processes killed mid-store.
 class DiskCache : public Cache {
 public:
+    // Opens (creating if needed) the folder, evicts down to capacity_bytes and records it as the folder's capacity.
     static Result<std::shared_ptr<DiskCache>> open(const std::string& dir, size_t capacity_bytes,
                                                    const DiskCacheOptions& options = {});
+    // Reads what an existing folder holds without changing anything (no eviction, no gc, nothing created).
+    // kIo when there is no cache there, kInvalidFormat / kUnsupported for a foreign or newer index.
+    static Result<DiskCacheInfo> inspect(const std::string& dir);
     ~DiskCache() override;
     DiskCache(const DiskCache&) = delete;
     DiskCache& operator=(const DiskCache&) = delete;

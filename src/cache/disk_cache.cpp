@@ -5,7 +5,8 @@
 // written).
 //
 // Schema:
-//   meta(name, value)                      schema version, total_bytes, n_entries, n_blocks, clock (LRU ticks)
+//   meta(name, value)                      schema version, total_bytes, n_entries, n_blocks, clock (LRU ticks),
+//                                          capacity (of the latest open; informational)
 //   roots(key, fingerprint, layout...)     one per model fingerprint + KV layout, for layout-less lookups
 //   blocks(id, key UNIQUE, parent, tokens, n_tokens, refcount, size, file)   index (parent, tokens)
 //   entries(id, key UNIQUE, root, fingerprint, n_tokens, size, last_use)     index (last_use)
@@ -43,6 +44,7 @@
 
 #include "cache/block_file.h"
 #include "cache/cache_keys.h"
+#include "cache/disk_cache_schema.h"
 #include "cache/disk_cache_testing.h"
 #include "cache/sqlite_db.h"
 #include "llama_crab/cache.h"
@@ -59,7 +61,7 @@ void crash_point(const char* point) {
     if (g_crash_hook) g_crash_hook(point);
 }
 
-constexpr int64_t kSchemaVersion = 1;
+constexpr int64_t kSchemaVersion = kDiskCacheSchemaVersion;
 constexpr int64_t kEntryRowBytes = 160;
 constexpr int64_t kRefRowBytes = 48;
 int64_t block_row_bytes(size_t n_tokens) { return 112 + 8 * (int64_t)n_tokens; }
@@ -353,6 +355,10 @@ Result<std::shared_ptr<DiskCache>> DiskCache::open(const std::string& dir, size_
             }
             std::vector<std::string> unlink_after;
             impl->evict_to(db, (int64_t)capacity_bytes, 0, &unlink_after);  // the budget may have shrunk
+            // Informational (DiskCache::inspect): the budget of the latest opener.
+            db.q("INSERT OR REPLACE INTO meta VALUES('capacity', ?1)")
+                .bind(1, (int64_t)std::min<size_t>(capacity_bytes, (size_t)INT64_MAX))
+                .run();
             impl->gc_locked(db);
             t.commit();
             impl->unlink_files(unlink_after);

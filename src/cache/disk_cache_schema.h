@@ -1,0 +1,11 @@
+// Shared by the DiskCache implementation files: the index schema version (meta 'version'). A folder whose index
+// has another version is refused rather than misread.
+#pragma once
+
+#include <cstdint>
+
+namespace llama_crab::cache_detail {
+
+inline constexpr int64_t kDiskCacheSchemaVersion = 1;
+
+}  // namespace llama_crab::cache_detail
