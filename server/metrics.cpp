@@ -44,7 +44,8 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
 
 Metrics::Metrics()
     : time_to_first_token({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
-      inter_token({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}) {}
+      inter_token({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}),
+      step_slots({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {}
 
 void Metrics::count_http_status(int status) {
     std::lock_guard<std::mutex> lock(http_mutex_);
@@ -101,6 +102,7 @@ std::string Metrics::render(const std::vector<CacheTierStats>& caches) const {
     }
     time_to_first_token.render(out, p + "time_to_first_token_seconds", "Time from request arrival to its first generated token.");
     inter_token.render(out, p + "inter_token_seconds", "Time between consecutive generated tokens of one choice.");
+    step_slots.render(out, p + "step_slots", "Slots whose tokens were decoded together in one step (continuous batching).");
     scalar(out, "process_resident_memory_bytes", "gauge", "Resident memory of the server process.", (double)resident_memory_bytes());
     return out;
 }

@@ -57,6 +57,7 @@ struct Metrics {
     std::atomic<int64_t> kv_cells_total{0};
     Histogram time_to_first_token;
     Histogram inter_token;
+    Histogram step_slots;  // slots with tokens in each step's batch
 
     void count_http_status(int status);
     std::string render(const std::vector<CacheTierStats>& caches) const;

@@ -97,7 +97,8 @@ void Worker::loop() {
         std::deque<Command*> commands;
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            const bool busy = std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.idle(); });
+            // Queued jobs count as work: a slot that finished during the last step can take one now.
+            const bool busy = !queue_.empty() || std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.idle(); });
             cv_.wait(lock, [&] { return stop_ || busy || poked_ || !incoming_.empty() || !commands_.empty(); });
             if (stop_) break;
             for (auto& j : incoming_) queue_.push_back(std::move(j));
@@ -206,6 +207,7 @@ void Worker::drop_cancelled() {
             s.job->finished = true;
             s.job->prompt_done = true;
             s.clear_generation();
+            publish_snapshot();
         }
     }
 }

@@ -58,6 +58,7 @@ void Worker::step() {
     const Status st = ctx_->decode(batch_);
     const auto t1 = SteadyClock::now();
     metrics_.steps++;
+    metrics_.step_slots.observe((double)entries.size());
     if (!st.ok()) {
         // Every slot reserves its own context, so this means a bug or exhausted memory: fail this step's jobs and
         // forget their KV, which may be partly written.
@@ -174,8 +175,11 @@ void Worker::finish(Slot& slot, StopReason reason, bool stopped_by_string) {
     done.n_generated = (int32_t)slot.generated.size();
     job.finished = true;
     job.prompt_done = true;
-    job.task->events.push(std::move(done));
+    auto task = job.task;
     slot.clear_generation();
+    // /slots and /metrics show the slot free before the client hears that its request is done.
+    publish_snapshot();
+    task->events.push(std::move(done));
 }
 
 void Worker::fail(Slot& slot, const std::string& message) {
@@ -187,7 +191,10 @@ void Worker::fail(Slot& slot, const std::string& message) {
         ev.message = message;
         slot.job->finished = true;
         slot.job->prompt_done = true;
-        slot.job->task->events.push(std::move(ev));
+        auto task = slot.job->task;
+        slot.clear_generation();
+        publish_snapshot();
+        task->events.push(std::move(ev));
     }
     slot.clear_generation();
 }

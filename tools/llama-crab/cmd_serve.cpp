@@ -103,6 +103,7 @@ void register_serve_command(CLI::App& app) {
             if (ec) return fail(fmt::format("--slot-save-dir: cannot create '{}': {}", o.slot_save_dir, ec.message()));
         }
 
+        signal(SIGPIPE, SIG_IGN);  // a client that went away must not kill the server
         server::Server srv(o);
         auto port = srv.bind();
         if (!port.ok()) return fail(port.error());
