@@ -1,6 +1,8 @@
 // Stateful chat: a conversation whose turns prefill only what is new.
 //
-//   llama_crab::ChatSession chat(llama, {.system_prompt = "You are terse."});
+//   llama_crab::ChatSessionOptions opts;
+//   opts.system_prompt = "You are terse.";
+//   llama_crab::ChatSession chat(llama, opts);
 //   auto turn = chat.send("Hello!");            // prefills system + first message
 //   auto next = chat.send("And then?");          // prefills only the new user message (and the template's glue)
 //   chat.save("chat.session");                   // history + KV; ChatSession::load resumes it in another process

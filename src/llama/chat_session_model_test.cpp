@@ -1,0 +1,171 @@
+// ChatSession on the stories260K model (ChatML fallback template): later turns prefill only the new message,
+// the context shift keeps the system prompt, and save/load resumes a session exactly.
+#include <gtest/gtest.h>
+
+#include "llama_crab/chat_session.h"
+#include "support/testdata.h"
+
+namespace llama_crab {
+namespace {
+
+std::unique_ptr<Llama> load_stories(int32_t n_ctx) {
+    auto l = Llama::load(LlamaParams(testing::testdata_path("models/stories260K.gguf").string()).with_n_ctx(n_ctx).with_n_threads(2));
+    EXPECT_TRUE(l.ok()) << l.error().to_string();
+    return l.ok() ? std::make_unique<Llama>(std::move(l).value()) : nullptr;
+}
+
+ChatSessionOptions with_system(std::string system) {
+    ChatSessionOptions o;
+    o.system_prompt = std::move(system);
+    return o;
+}
+
+ChatOptions greedy(int32_t max_tokens) {
+    ChatOptions o;
+    o.max_tokens = max_tokens;
+    o.sampling.temperature = 0.0f;
+    return o;
+}
+
+class ChatSessionStories : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!testing::testdata_available()) GTEST_SKIP() << "no test data";
+        llama_ = load_stories(1024);
+        ASSERT_TRUE(llama_);
+    }
+    std::unique_ptr<Llama> llama_;
+};
+
+TEST_F(ChatSessionStories, LaterTurnsPrefillOnlyTheNewMessage) {
+    ChatSession chat(*llama_, with_system("You tell short stories."));
+    auto t1 = chat.send("Tell me about a cat.", greedy(24));
+    ASSERT_TRUE(t1.ok()) << t1.error().to_string();
+    EXPECT_EQ(t1->completion.n_cached_prompt_tokens, 0);
+    ASSERT_EQ(chat.messages().size(), 3u);
+    EXPECT_EQ(chat.messages()[2].role, "assistant");
+    EXPECT_EQ(chat.messages()[2].content, t1->completion.text);
+
+    const size_t kv_after_t1 = llama_->kv_tokens().size();
+    auto t2 = chat.send("And a dog?", greedy(24));
+    ASSERT_TRUE(t2.ok()) << t2.error().to_string();
+    // Everything up to the first reply's end is reused; only the end-of-turn markup and the new message are decoded.
+    const int32_t prefilled = t2->completion.n_prompt_tokens - t2->completion.n_cached_prompt_tokens;
+    auto new_part = llama_->tokenize("<|im_end|>\n<|im_start|>user\nAnd a dog?<|im_end|>\n<|im_start|>assistant\n", false, true);
+    EXPECT_GE(t2->completion.n_cached_prompt_tokens, (int32_t)kv_after_t1 - 2);
+    EXPECT_LE(prefilled, (int32_t)new_part.size() + 3);
+    EXPECT_FALSE(t2->context_shifted);
+
+    // The same conversation recomputed from scratch gives the same reply: reuse changes cost, not output.
+    llama_->reset();
+    auto again = llama_->create_chat_completion(
+        {{"system", "You tell short stories."}, {"user", "Tell me about a cat."}, {"assistant", t1->completion.text}, {"user", "And a dog?"}},
+        greedy(24));
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->tokens, t2->completion.tokens);
+}
+
+TEST_F(ChatSessionStories, ContextShiftKeepsTheSystemPromptAndRecentTurns) {
+    auto small = load_stories(160);
+    ASSERT_TRUE(small);
+    const std::string system = "You are a storyteller.";
+    ChatSession chat(*small, with_system(system));
+    const auto system_tokens = small->tokenize_chat({{"system", system}}, false);
+    ASSERT_TRUE(system_tokens.ok());
+    bool shifted = false;
+    for (int i = 0; i < 8 && !shifted; ++i) {
+        auto t = chat.send("Tell me more about the little red ball, please.", greedy(20));
+        ASSERT_TRUE(t.ok()) << "turn " << i << ": " << t.error().to_string();
+        if (t->context_shifted) {
+            shifted = true;
+            EXPECT_GT(t->n_dropped_messages, 0);
+            EXPECT_GT(t->n_shifted_tokens, 0);
+            // The shifted KV keeps the system prompt in front, so it was not prefilled again.
+            EXPECT_GE(t->completion.n_cached_prompt_tokens, (int32_t)system_tokens->size());
+        }
+        EXPECT_LE((int64_t)small->kv_tokens().size(), 160);
+    }
+    EXPECT_TRUE(shifted) << "8 turns of ~45 tokens should overflow a 160-token context";
+    ASSERT_FALSE(chat.messages().empty());
+    EXPECT_EQ(chat.messages()[0].role, "system");
+    EXPECT_EQ(chat.messages()[0].content, system);
+    // The KV cache still starts with the system prompt's tokens, at positions 0..n-1.
+    const auto& kv = small->kv_tokens();
+    ASSERT_GE(kv.size(), system_tokens->size());
+    EXPECT_TRUE(std::equal(system_tokens->begin(), system_tokens->end(), kv.begin()));
+    EXPECT_EQ(small->context().seq_pos_max(0), (Pos)kv.size() - 1);
+}
+
+TEST_F(ChatSessionStories, MessageLargerThanTheContextIsAnErrorAndChangesNothing) {
+    auto small = load_stories(64);
+    ASSERT_TRUE(small);
+    ChatSession chat(*small);
+    std::string huge;
+    for (int i = 0; i < 100; ++i) huge += "word ";
+    auto t = chat.send(huge, greedy(8));
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(t.error().message.find("context"), std::string::npos);
+    EXPECT_TRUE(chat.messages().empty());
+}
+
+TEST_F(ChatSessionStories, SaveAndLoadResumeExactly) {
+    testing::TempDir dir;
+    const std::string path = (dir / "chat.session").string();
+    ChatSession chat(*llama_, with_system("Be brief."));
+    ASSERT_TRUE(chat.send("Once upon a time", greedy(16)).ok());
+    ASSERT_TRUE(chat.save(path).ok());
+    auto uninterrupted = chat.send("What happened next?", greedy(16));
+    ASSERT_TRUE(uninterrupted.ok());
+
+    auto other = load_stories(1024);
+    ASSERT_TRUE(other);
+    ChatSession resumed(*other);
+    ASSERT_TRUE(resumed.load(path).ok());
+    EXPECT_EQ(resumed.messages().size(), 3u);
+    EXPECT_EQ(resumed.options().system_prompt, "Be brief.");
+    auto next = resumed.send("What happened next?", greedy(16));
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ(next->completion.tokens, uninterrupted->completion.tokens);
+    // Loaded KV is reused: only the new turn is prefilled.
+    EXPECT_GT(next->completion.n_cached_prompt_tokens, 10);
+}
+
+TEST_F(ChatSessionStories, DamagedSessionFilesAreRefusedWithoutChangingTheSession) {
+    testing::TempDir dir;
+    const std::string path = (dir / "chat.session").string();
+    ChatSession chat(*llama_, with_system("Be brief."));
+    ASSERT_TRUE(chat.send("Hello", greedy(8)).ok());
+    ASSERT_TRUE(chat.save(path).ok());
+    const auto good = testing::read_file_bytes(path);
+
+    auto fresh = load_stories(1024);
+    ASSERT_TRUE(fresh);
+    ChatSession target(*fresh, with_system("untouched"));
+    auto try_bytes = [&](const std::vector<uint8_t>& bytes) {
+        testing::write_file_bytes(path, bytes);
+        const Status st = target.load(path);
+        EXPECT_FALSE(st.ok());
+        EXPECT_EQ(target.options().system_prompt, "untouched");
+        EXPECT_TRUE(fresh->kv_tokens().empty());
+        return st.ok() ? ErrorCode::kOk : st.error().code;
+    };
+    for (size_t cut : {size_t{0}, size_t{7}, size_t{40}, good.size() / 2, good.size() - 1}) {
+        try_bytes(std::vector<uint8_t>(good.begin(), good.begin() + (ptrdiff_t)cut));
+    }
+    for (size_t at : {size_t{0}, size_t{20}, size_t{100}, good.size() / 2, good.size() - 3}) {
+        auto bad = good;
+        bad[at] ^= 0x10;
+        try_bytes(bad);
+    }
+    auto bad_version = good;
+    bad_version[8] = 9;
+    EXPECT_EQ(try_bytes(bad_version), ErrorCode::kUnsupported);
+    auto bad_json = good;
+    bad_json[100] ^= 0x01;  // inside the history JSON
+    EXPECT_EQ(try_bytes(bad_json), ErrorCode::kChecksum);
+    EXPECT_FALSE(target.load((dir / "missing").string()).ok());
+}
+
+}  // namespace
+}  // namespace llama_crab
