@@ -1,0 +1,100 @@
+// Drives `llama-crab serve` with the official openai npm client (run by server/openai_client_test.cpp, which
+// starts the server and passes LLAMA_CRAB_BASE_URL, LLAMA_CRAB_API_KEY and LLAMA_CRAB_MODEL).
+// Prints one line per check and exits non-zero on the first failure.
+import OpenAI from "openai";
+
+const client = new OpenAI({
+  baseURL: process.env.LLAMA_CRAB_BASE_URL,
+  apiKey: process.env.LLAMA_CRAB_API_KEY,
+  maxRetries: 0,
+  timeout: 60_000,
+});
+const model = process.env.LLAMA_CRAB_MODEL;
+
+function check(cond, what, detail) {
+  if (!cond) {
+    console.error(`FAIL ${what}: ${JSON.stringify(detail)}`);
+    process.exit(1);
+  }
+  console.log(`ok ${what}`);
+}
+
+const models = await client.models.list();
+check(models.data.some((m) => m.id === model), "models.list lists the served model", models.data);
+
+const chat = await client.chat.completions.create({
+  model,
+  messages: [
+    { role: "system", content: "You tell short stories." },
+    { role: "user", content: "Once upon a time" },
+  ],
+  max_tokens: 16,
+  temperature: 0,
+});
+check(chat.object === "chat.completion", "chat completion object", chat.object);
+check(typeof chat.choices[0].message.content === "string" && chat.choices[0].message.content.length > 0, "chat completion text", chat.choices[0]);
+check(chat.choices[0].message.role === "assistant", "chat completion role", chat.choices[0].message);
+check(chat.usage.completion_tokens > 0 && chat.usage.total_tokens === chat.usage.prompt_tokens + chat.usage.completion_tokens, "chat usage", chat.usage);
+
+const stream = await client.chat.completions.create({
+  model,
+  messages: [
+    { role: "system", content: "You tell short stories." },
+    { role: "user", content: "Once upon a time" },
+  ],
+  max_tokens: 16,
+  temperature: 0,
+  stream: true,
+  stream_options: { include_usage: true },
+});
+let streamed = "";
+let usage = null;
+let chunks = 0;
+let finish = null;
+for await (const chunk of stream) {
+  chunks++;
+  if (chunk.usage) usage = chunk.usage;
+  for (const c of chunk.choices) {
+    streamed += c.delta?.content ?? "";
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+}
+check(chunks > 2, "streamed chat arrives in several chunks", chunks);
+check(streamed === chat.choices[0].message.content, "streamed chat text equals the non-streamed one", { streamed, whole: chat.choices[0].message.content });
+check(finish === chat.choices[0].finish_reason, "streamed finish_reason", finish);
+check(usage && usage.completion_tokens === chat.usage.completion_tokens, "streamed usage chunk", usage);
+
+const prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+const first = await client.completions.create({ model, prompt, max_tokens: 12, temperature: 0 });
+check(first.object === "text_completion" && first.choices[0].text.length > 0, "completion", first);
+check(first.usage.prompt_tokens > 10, "completion usage", first.usage);
+
+const second = await client.completions.create({
+  model,
+  prompt: prompt + first.choices[0].text + " One day",
+  max_tokens: 12,
+  temperature: 0,
+});
+const cached = second.usage.prompt_tokens_details?.cached_tokens ?? 0;
+check(cached > 0, "an extending request reports cached_tokens > 0", second.usage);
+
+const completionStream = await client.completions.create({ model, prompt, max_tokens: 12, temperature: 0, stream: true });
+let streamedText = "";
+for await (const chunk of completionStream) for (const c of chunk.choices) streamedText += c.text;
+check(streamedText === first.choices[0].text, "streamed completion equals the non-streamed one", { streamedText, whole: first.choices[0].text });
+
+try {
+  await client.completions.create({ model, prompt, max_tokens: 12, temperature: 9 });
+  check(false, "a bad request throws", "no error");
+} catch (e) {
+  check(e instanceof OpenAI.BadRequestError && e.status === 400 && String(e.message).includes("temperature"), "a bad request throws BadRequestError naming the field", String(e));
+}
+
+const wrongKey = new OpenAI({ baseURL: process.env.LLAMA_CRAB_BASE_URL, apiKey: "wrong", maxRetries: 0 });
+try {
+  await wrongKey.models.list();
+  check(false, "a wrong key is refused", "no error");
+} catch (e) {
+  check(e instanceof OpenAI.AuthenticationError && e.status === 401, "a wrong key throws AuthenticationError", String(e));
+}
+console.log("all checks passed");
