@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cache/cache_test_util.h"
+#include "cache/sqlite_db.h"
 #include "llama_crab/cache.h"
 #include "support/testdata.h"
 
@@ -250,6 +251,53 @@ TEST(DiskCache, BudgetHoldsOnDiskAfterEveryOperation) {
     }
     EXPECT_GT(c->stats().evictions, 0u);
     expect_consistent(*c);
+}
+
+TEST(DiskCache, InspectReadsWithoutChangingAnything) {
+    testing::TempDir dir;
+    std::mt19937_64 rng(18);
+    const std::string fp = fingerprint(18);
+    const auto shared = random_tokens(rng, 128);
+    {
+        auto c = open_cache(dir.path(), 64 << 20);
+        for (int i = 0; i < 3; ++i) {
+            const auto t = concat(shared, random_tokens(rng, 10));
+            ASSERT_TRUE(c->store(t, make_entry(t, fp, small_layout())).ok());
+        }
+    }
+    auto reopened = open_cache(dir.path(), 32 << 20);  // the latest opener's capacity is the one recorded
+    ASSERT_TRUE(reopened);
+    const size_t bytes = reopened->size_bytes();
+    // Garbage that open() would collect: inspect must leave it (it never writes).
+    testing::write_file_bytes(dir.path() / "blocks" / "0123-orphan.blk", std::vector<uint8_t>(100, 1));
+    auto info = DiskCache::inspect(dir.path().string());
+    ASSERT_TRUE(info.ok()) << info.error().to_string();
+    EXPECT_EQ(info->entries, 3u);
+    EXPECT_EQ(info->blocks, 2u + 3u);  // two shared blocks, one tail per entry
+    EXPECT_EQ(info->size_bytes, bytes);
+    EXPECT_EQ(info->capacity_bytes, size_t(32) << 20);
+    ASSERT_EQ(info->models.size(), 1u);
+    const DiskCacheModelInfo& m = info->models[0];
+    EXPECT_EQ(m.model_fingerprint, fp);
+    EXPECT_EQ(m.layout, small_layout());
+    EXPECT_EQ(m.entries, 3u);
+    EXPECT_EQ(m.tokens, 3u * 138);
+    EXPECT_EQ(m.blocks, 5u);
+    EXPECT_EQ(m.raw_bytes, (128u + 3 * 10) * small_layout().token_bytes());
+    EXPECT_EQ(m.block_bytes, info->block_bytes);
+    EXPECT_EQ(info->block_bytes, block_bytes_on_disk(dir.path()) - 100);
+    EXPECT_TRUE(fs::exists(dir.path() / "blocks" / "0123-orphan.blk"));
+
+    // Not a cache: nothing is created. Another schema version: unsupported.
+    auto missing = DiskCache::inspect((dir.path() / "nothing").string());
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().code, ErrorCode::kIo);
+    EXPECT_FALSE(fs::exists(dir.path() / "nothing"));
+    reopened.reset();
+    cache_detail::Db::open((dir.path() / "index.sqlite").string(), 1000)->exec("UPDATE meta SET value=99 WHERE name='version'");
+    auto newer = DiskCache::inspect(dir.path().string());
+    ASSERT_FALSE(newer.ok());
+    EXPECT_EQ(newer.error().code, ErrorCode::kUnsupported) << newer.error().to_string();
 }
 
 }  // namespace
