@@ -1,8 +1,12 @@
 // Bad requests against a real server with --api-key: each gets the right 4xx in OpenAI's error shape, naming
 // the field, and the server stays up and keeps answering.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 #include "server_harness.h"
+#include "support/testdata.h"
 
 namespace llama_crab::testing {
 namespace {
@@ -138,6 +142,37 @@ TEST_F(ServerErrorsTest, BodyLargerThanTheLimitIs413) {
 TEST_F(ServerErrorsTest, WrongMethodAndUnknownPath) {
     expect_openai_error(http_get(port(), "/v1/completions", kAuth), 404, "", "GET on a POST endpoint");
     expect_openai_error(http_get(port(), "/nope", kAuth), 404, "no endpoint", "unknown path");
+}
+
+}  // namespace
+}  // namespace llama_crab::testing
+
+namespace llama_crab::testing {
+namespace {
+
+TEST(ServerLoadingTest, HealthIs503WhileLoadingThenTheProcessFailsOnABadModel) {
+    // A FIFO as the model file: loading blocks in open() until the test writes to it, which holds the server in
+    // its loading state for as long as the test needs.
+    TempDir dir;
+    const auto fifo = dir / "model.gguf";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    auto server = ServerProcess::launch(fifo.string(), {"--slots", "1"});
+    ASSERT_TRUE(server);
+    auto health = http_get(server->port(), "/health");
+    EXPECT_EQ(health.status, 503);
+    EXPECT_EQ(health.body["status"], "loading model");
+    auto completion = http_post(server->port(), "/v1/completions", json{{"prompt", "hi"}});
+    EXPECT_EQ(completion.status, 503);
+    EXPECT_EQ(completion.body["error"]["code"], "model_loading");
+    EXPECT_EQ(http_get(server->port(), "/v1/models").status, 503);
+    {
+        std::ofstream out(fifo, std::ios::binary);
+        out << "this is not a GGUF file";
+    }
+    const int status = server->wait_exit(std::chrono::seconds(30));
+    EXPECT_NE(status, 0);
+    EXPECT_NE(status, -2) << "the server should exit when the model cannot be loaded";
+    EXPECT_NE(server->log().find("cannot load the model"), std::string::npos) << server->log();
 }
 
 }  // namespace

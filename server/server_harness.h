@@ -24,12 +24,17 @@ public:
     // ok. Fails the current test (and returns null) when it does not come up in time.
     static std::unique_ptr<ServerProcess> start(const std::string& model, const std::vector<std::string>& args = {},
                                                 std::chrono::seconds timeout = std::chrono::seconds(120));
+    // The same, but only waits for the port to be printed (the model may still be loading).
+    static std::unique_ptr<ServerProcess> launch(const std::string& model, const std::vector<std::string>& args = {},
+                                                 std::chrono::seconds timeout = std::chrono::seconds(60));
     ~ServerProcess();
 
     int port() const { return port_; }
     pid_t pid() const { return pid_; }
     // SIGTERM, then waits (SIGKILL after 20 s). Returns the exit status (-1 when it did not exit by itself).
     int stop();
+    // Waits for the process to exit by itself; its exit status, or -2 on timeout.
+    int wait_exit(std::chrono::seconds timeout);
     bool running();
     std::string log() const;  // what the server wrote to stderr
     uint64_t rss_bytes() const;  // VmRSS from /proc

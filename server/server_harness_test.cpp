@@ -39,6 +39,19 @@ bool wait_until(const std::function<bool()>& predicate, std::chrono::millisecond
 
 std::unique_ptr<ServerProcess> ServerProcess::start(const std::string& model, const std::vector<std::string>& args,
                                                     std::chrono::seconds timeout) {
+    auto p = launch(model, args, timeout);
+    if (!p) return nullptr;
+    const int port = p->port_;
+    if (!wait_until([&] { return http_get(port, "/health").status == 200 || !p->running(); }, timeout) || !p->running()) {
+        ADD_FAILURE() << "the server did not become healthy; its log:\n" << p->log();
+        return nullptr;
+    }
+    return p;
+}
+
+std::unique_ptr<ServerProcess> ServerProcess::launch(const std::string& model, const std::vector<std::string>& args,
+                                                     std::chrono::seconds timeout) {
+    signal(SIGPIPE, SIG_IGN);  // the tests write to servers (and FIFOs) that may have gone away
     std::unique_ptr<ServerProcess> p(new ServerProcess());
     char tmpl[] = "/tmp/llama-crab-server-XXXXXX";
     const int fd = mkstemp(tmpl);
@@ -74,8 +87,7 @@ std::unique_ptr<ServerProcess> ServerProcess::start(const std::string& model, co
             std::smatch m;
             const std::string log = read_text(p->log_path_);
             if (p->port_ == 0 && std::regex_search(log, m, listening)) p->port_ = std::stoi(m[1]);
-            if (p->port_ == 0) return !p->running();
-            return http_get(p->port_, "/health").status == 200 || !p->running();
+            return p->port_ != 0 || !p->running();
         },
         timeout);
     if (!up || !p->running()) {
@@ -100,6 +112,11 @@ bool ServerProcess::running() {
         return false;
     }
     return r == 0;
+}
+
+int ServerProcess::wait_exit(std::chrono::seconds timeout) {
+    if (!wait_until([&] { return !running(); }, timeout)) return -2;
+    return exit_status_;
 }
 
 int ServerProcess::stop() {
