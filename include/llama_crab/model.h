@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "llama_crab/batch.h"
 #include "llama_crab/error.h"
 
 namespace llama_crab {
@@ -81,6 +82,12 @@ public:
 
     // The tokenizer; null when the file carries no vocabulary.
     std::shared_ptr<const Vocab> vocab() const;
+    // The tokenizer's main operations, for users of the low-level layer (Vocab itself is internal). Without a
+    // vocabulary they return nothing: tokenize gives {}, the others "" or false.
+    std::vector<Token> tokenize(const std::string& text, bool add_special = true, bool parse_special = false) const;
+    std::string detokenize(const std::vector<Token>& tokens, bool remove_special = false) const;
+    std::string token_to_piece(Token token) const;
+    bool is_eog(Token token) const;  // an end-of-generation token (eos, eot, eom, ...)
 
     // Internal: the bound weights and the file (used by the runtime).
     const ModelWeights& weights() const;

@@ -117,6 +117,18 @@ const ModelWeights& Model::weights() const { return impl_->weights; }
 const GgufFile& Model::gguf() const { return *impl_->file; }
 std::shared_ptr<const Vocab> Model::vocab() const { return impl_->vocab; }
 
+std::vector<Token> Model::tokenize(const std::string& text, bool add_special, bool parse_special) const {
+    return impl_->vocab ? impl_->vocab->tokenize(text, add_special, parse_special) : std::vector<Token>{};
+}
+
+std::string Model::detokenize(const std::vector<Token>& tokens, bool remove_special) const {
+    return impl_->vocab ? impl_->vocab->detokenize(tokens, remove_special, false) : std::string();
+}
+
+std::string Model::token_to_piece(Token token) const { return impl_->vocab ? impl_->vocab->token_to_piece(token, false) : std::string(); }
+
+bool Model::is_eog(Token token) const { return impl_->vocab && impl_->vocab->is_eog(token); }
+
 uint64_t Model::n_params() const {
     uint64_t n = 0;
     for (const auto& t : impl_->file->tensors()) n += (uint64_t)t.n_elements();
