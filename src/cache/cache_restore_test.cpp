@@ -8,14 +8,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cache/cache_test_util.h"
 #include "llama_crab/cache.h"
 #include "llama_crab/context.h"
-#include "model/random_model.h"
+#include "support/test_models.h"
 #include "support/testdata.h"
 
 namespace llama_crab {
 namespace {
 
+using cache_test::concat;
+using cache_test::random_tokens;
 constexpr SeqId kSeq = 0;
 
 class CacheRestoreTest : public ::testing::Test {
@@ -23,18 +26,10 @@ protected:
     static void SetUpTestSuite() {
         dir_ = new testing::TempDir();
         for (int i = 0; i < 2; ++i) {
-            RandomModelSpec spec;
-            spec.n_embd = 64;
-            spec.n_layer = 2;
-            spec.n_head = 4;
-            spec.n_head_kv = 2;
-            spec.n_ff = 128;
-            spec.type = TensorType::Q8_0;
-            spec.seed = 71 + (uint64_t)i;
             std::string name = "m";  // not "m" + to_string(i): g++ 12 gives a bogus -Wrestrict for that
             name += std::to_string(i);
             paths_[i] = (*dir_ / (name + ".gguf")).string();
-            ASSERT_TRUE(write_random_model(spec, paths_[i]).ok());
+            ASSERT_TRUE(write_random_model(testing::tiny_model_spec(71 + (uint64_t)i), paths_[i]).ok());
         }
     }
     static void TearDownTestSuite() { delete dir_; }
@@ -75,16 +70,6 @@ protected:
         prefill(*c, cached);
         return continue_logits(*c, cont);
     }
-    static std::vector<Token> random_tokens(std::mt19937& rng, size_t n, int64_t n_vocab) {
-        std::vector<Token> t(n);
-        for (auto& x : t) x = (Token)(rng() % (uint64_t)n_vocab);
-        return t;
-    }
-    static std::vector<Token> concat(std::vector<Token> a, const std::vector<Token>& b) {
-        a.insert(a.end(), b.begin(), b.end());
-        return a;
-    }
-
     static testing::TempDir* dir_;
     static std::string paths_[2];
 };
@@ -93,7 +78,7 @@ std::string CacheRestoreTest::paths_[2];
 
 TEST_F(CacheRestoreTest, RestoredFromEveryStoreGivesBitIdenticalLogits) {
     auto model = load(0);
-    std::mt19937 rng(3);
+    std::mt19937_64 rng(3);
     const int64_t nv = model->hparams().n_vocab;
     // The stored conversation: 150 tokens (two full cache blocks and a tail). The new query shares its first 100.
     const auto stored = random_tokens(rng, 150, nv);
@@ -154,7 +139,7 @@ bool in_child(F body) {
 }
 
 TEST_F(CacheRestoreTest, RestoredAfterAProcessRestartGivesBitIdenticalLogits) {
-    std::mt19937 rng(4);
+    std::mt19937_64 rng(4);
     const int64_t nv = load(0)->hparams().n_vocab;
     const auto stored = random_tokens(rng, 200, nv);
     const std::vector<Token> shared(stored.begin(), stored.begin() + 130);
@@ -202,7 +187,7 @@ TEST_F(CacheRestoreTest, RestoredAfterAProcessRestartGivesBitIdenticalLogits) {
 
 TEST_F(CacheRestoreTest, AnotherModelIsAMissAndATypedError) {
     auto m0 = load(0), m1 = load(1);
-    std::mt19937 rng(5);
+    std::mt19937_64 rng(5);
     const auto toks = random_tokens(rng, 80, m0->hparams().n_vocab);
     auto c0 = make(m0);
     prefill(*c0, toks);
@@ -230,7 +215,7 @@ TEST_F(CacheRestoreTest, AnotherModelIsAMissAndATypedError) {
 
 TEST_F(CacheRestoreTest, DamagedSessionFileIsRefusedWithoutPartialLoad) {
     auto model = load(0);
-    std::mt19937 rng(6);
+    std::mt19937_64 rng(6);
     const auto toks = random_tokens(rng, 70, model->hparams().n_vocab);
     auto writer = make(model);
     prefill(*writer, toks);

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "llama_crab/context.h"
-#include "model/random_model.h"
+#include "support/test_models.h"
 #include "support/testdata.h"
 
 namespace llama_crab {
@@ -15,16 +15,10 @@ protected:
     static void SetUpTestSuite() {
         dir_ = new testing::TempDir();
         for (int i = 0; i < 2; ++i) {
-            RandomModelSpec spec;
-            spec.n_embd = 64;
-            spec.n_layer = 2;
-            spec.n_head = 4;
-            spec.n_head_kv = 2;
-            spec.n_ff = 128;
-            spec.type = TensorType::Q8_0;
-            spec.seed = 11 + (uint64_t)i;
-            const std::string path = (*dir_ / ("m" + std::to_string(i) + ".gguf")).string();
-            ASSERT_TRUE(write_random_model(spec, path).ok());
+            std::string name = "m";  // not "m" + to_string(i): g++ 12 gives a bogus -Wrestrict for that
+            name += std::to_string(i);
+            const std::string path = (*dir_ / (name + ".gguf")).string();
+            ASSERT_TRUE(write_random_model(testing::tiny_model_spec(11 + (uint64_t)i), path).ok());
             auto m = Model::load(path);
             ASSERT_TRUE(m.ok());
             models_[i] = new std::shared_ptr<Model>(*m);
