@@ -27,6 +27,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -164,9 +165,12 @@ double evict_from_page_cache(const std::string& folder) {
 
 // The hidden child: one disk_restart measurement, printed as one JSON line.
 void run_restart_child(const BenchCacheOptions& o) {
+    auto prefixes = parse_int_list(o.prefixes, "--prefix");
+    if (!prefixes.ok()) return fail(prefixes.error());
+    if (prefixes->size() != 1 || prefixes->front() < 1) return fail("--restart-child: one positive --prefix expected");
+    const int prefix = prefixes->front();
     auto model = load_model(o.model);
     if (!model.ok()) return fail(model.error());
-    const int prefix = std::stoi(o.prefixes);
     (void)(*model)->fingerprint();  // computed once at startup, like any server would
     auto ctx = make_context(*model, o, prefix + o.suffix);
     if (!ctx.ok()) return fail(ctx.error());
