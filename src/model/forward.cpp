@@ -116,9 +116,9 @@ void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardSc
         for_each_token(pool, n, [&](int64_t t) {
             rms_norm_mul(&s.x[(size_t)(t * n_embd)], L.attn_norm.f32(), n_embd, hp.rms_eps, &s.xn[(size_t)(t * n_embd)]);
         });
-        matmul(pool, matrix(L.wq), s.xn.data(), n_embd, n, s.q.data(), n_q, s.mm);
-        matmul(pool, matrix(L.wk), s.xn.data(), n_embd, n, s.k.data(), n_kv, s.mm);
-        matmul(pool, matrix(L.wv), s.xn.data(), n_embd, n, s.v.data(), n_kv, s.mm);
+        // q, k and v share their input: one dispatch, activations converted once.
+        const MatmulJob qkv[3] = {{matrix(L.wq), s.q.data(), n_q}, {matrix(L.wk), s.k.data(), n_kv}, {matrix(L.wv), s.v.data(), n_kv}};
+        matmul_multi(pool, qkv, 3, s.xn.data(), n_embd, n, s.mm);
 
         // Biases, RoPE, then K and V into the cache.
         for_each_token(pool, n, [&](int64_t t) {
@@ -216,8 +216,8 @@ void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardSc
             for (int64_t i = 0; i < n_embd; ++i) x[i] += p[i];
             rms_norm_mul(x, L.ffn_norm.f32(), n_embd, hp.rms_eps, &s.xn[(size_t)(t * n_embd)]);
         });
-        matmul(pool, matrix(L.ffn_gate), s.xn.data(), n_embd, n_rows, s.gate.data(), n_ff, s.mm);
-        matmul(pool, matrix(L.ffn_up), s.xn.data(), n_embd, n_rows, s.up.data(), n_ff, s.mm);
+        const MatmulJob gate_up[2] = {{matrix(L.ffn_gate), s.gate.data(), n_ff}, {matrix(L.ffn_up), s.up.data(), n_ff}};
+        matmul_multi(pool, gate_up, 2, s.xn.data(), n_embd, n_rows, s.mm);
         for_each_token(pool, n_rows, [&](int64_t t) {
             float* g = &s.gate[(size_t)(t * n_ff)];
             silu_mul(g, &s.up[(size_t)(t * n_ff)], n_ff, g);

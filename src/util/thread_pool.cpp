@@ -1,5 +1,7 @@
 #include "util/thread_pool.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define LC_CPU_RELAX() _mm_pause()
@@ -15,6 +17,8 @@ constexpr int kSpinIterations = 1 << 15;
 // After this many pause-spins a waiter yields its core on every iteration: when the machine is
 // oversubscribed, the thread it waits for may need that core to make progress.
 constexpr int kPauseSpins = 1 << 10;
+constexpr uint32_t kClosed = 0xFFFFFFFFu;
+constexpr uint32_t kMaxTasksPerJob = kClosed - 1;
 
 void relax(int spins) {
     if (spins < kPauseSpins) {
@@ -23,47 +27,80 @@ void relax(int spins) {
         std::this_thread::yield();
     }
 }
+
+uint32_t job_of(uint64_t w) { return (uint32_t)(w >> 32); }
+uint32_t task_of(uint64_t w) { return (uint32_t)w; }
+uint64_t make_work(uint32_t job, uint32_t task) { return ((uint64_t)job << 32) | task; }
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
     if (n_threads < 1) n_threads = 1;
+    work_.store(make_work(0, kClosed));
     workers_.reserve((size_t)n_threads - 1);
     for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
+    stop_.store(true);
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        stop_.store(true, std::memory_order_release);
-        generation_.fetch_add(1, std::memory_order_release);
+        work_.store(make_work(job_ + 1, kClosed));
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_tasks(int thread_index) {
-    const auto& fn = *fn_;
+void ThreadPool::run_tasks(uint32_t job, int thread_index) {
+    // Every access here is sequentially consistent: a claim that succeeds proves the word still named this job
+    // after fn_ and n_tasks_ were read, and the caller only replaces them after closing the word (see run_job).
     for (;;) {
-        const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-        if (task >= n_tasks_) break;
-        fn(task, thread_index);
+        uint64_t w = work_.load();
+        if (job_of(w) != job || task_of(w) == kClosed) return;
+        const Fn* fn = fn_.load();
+        const uint32_t n = n_tasks_.load();
+        if (task_of(w) >= n) return;
+        if (!work_.compare_exchange_strong(w, w + 1)) continue;
+        (*fn)((int64_t)task_of(w), thread_index);
+        n_done_.fetch_add(1);
     }
 }
 
 void ThreadPool::worker_loop(int thread_index) {
-    uint64_t seen = 0;
+    uint32_t seen = 0;  // the last job this worker looked at
+    auto has_news = [&] {
+        const uint64_t w = work_.load();
+        return job_of(w) != seen && task_of(w) != kClosed;
+    };
     for (;;) {
         int spins = 0;
-        while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) relax(spins++);
-        if (generation_.load(std::memory_order_acquire) == seen) {
+        while (!has_news() && !stop_.load() && spins < kSpinIterations) relax(spins++);
+        if (!has_news() && !stop_.load()) {
             std::unique_lock<std::mutex> lock(mutex_);
-            wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+            n_sleeping_.fetch_add(1);
+            wake_.wait(lock, [&] { return has_news() || stop_.load(); });
+            n_sleeping_.fetch_sub(1);
         }
-        seen = generation_.load(std::memory_order_acquire);
-        if (stop_.load(std::memory_order_acquire)) return;
-        run_tasks(thread_index);
-        n_finished_.fetch_add(1, std::memory_order_acq_rel);
+        if (stop_.load()) return;
+        seen = job_of(work_.load());
+        run_tasks(seen, thread_index);
     }
+}
+
+void ThreadPool::run_job(uint32_t n_tasks, const Fn& fn) {
+    const uint32_t job = ++job_;
+    // Close the word before touching fn_ and n_tasks_: no claim can succeed while they change.
+    work_.store(make_work(job, kClosed));
+    fn_.store(&fn);
+    n_tasks_.store(n_tasks);
+    n_done_.store(0);
+    work_.store(make_work(job, 0));
+    if (n_sleeping_.load() > 0) {
+        // Taking the lock orders this wake-up after a worker's last check of its wait predicate.
+        { std::lock_guard<std::mutex> lock(mutex_); }
+        wake_.notify_all();
+    }
+    run_tasks(job, 0);
+    for (int spins = 0; n_done_.load() < n_tasks; ++spins) relax(spins);
 }
 
 void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t, int)>& fn) {
@@ -72,19 +109,16 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t,
         for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
         return;
     }
-    fn_ = &fn;
-    n_tasks_ = n_tasks;
-    next_task_.store(0, std::memory_order_relaxed);
-    n_finished_.store(0, std::memory_order_relaxed);
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        generation_.fetch_add(1, std::memory_order_release);
+    // Task numbers must fit the low half of the work word: a huge range runs as several jobs.
+    for (int64_t base = 0; base < n_tasks; base += kMaxTasksPerJob) {
+        const uint32_t n = (uint32_t)std::min<int64_t>(kMaxTasksPerJob, n_tasks - base);
+        if (base == 0) {
+            run_job(n, fn);
+        } else {
+            const Fn shifted = [&](int64_t t, int thread) { fn(base + t, thread); };
+            run_job(n, shifted);
+        }
     }
-    wake_.notify_all();
-    run_tasks(0);
-    // Wait for every worker to leave run_tasks: they read fn_ and n_tasks_ until then.
-    const int n_workers = (int)workers_.size();
-    for (int spins = 0; n_finished_.load(std::memory_order_acquire) < n_workers; ++spins) relax(spins);
 }
 
 }  // namespace llama_crab

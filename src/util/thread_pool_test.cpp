@@ -55,5 +55,30 @@ TEST(ThreadPool, TasksRunConcurrently) {
     EXPECT_EQ(timed_out.load(), 0);
 }
 
+TEST(ThreadPool, OversubscribedPoolsNeverRunATaskOfAnotherJob) {
+    // Four pools of four threads on a 2-core machine: workers are often descheduled mid-job and wake up
+    // during a later job. Every job writes its own array, so a stale claim would show as a wrong count.
+    std::atomic<int> errors{0};
+    std::vector<std::thread> users;
+    for (int u = 0; u < 4; ++u) {
+        users.emplace_back([&errors, u] {
+            ThreadPool pool(4);
+            for (int job = 0; job < 3000; ++job) {
+                const int64_t n = 1 + (job * 7 + u) % 23;
+                std::vector<std::atomic<int>> hits((size_t)n);
+                pool.parallel_for(n, [&hits, n](int64_t t, int) {
+                    if (t < 0 || t >= n) return;
+                    hits[(size_t)t].fetch_add(1);
+                });
+                for (auto& h : hits) {
+                    if (h.load() != 1) errors.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (auto& t : users) t.join();
+    EXPECT_EQ(errors.load(), 0);
+}
+
 }  // namespace
 }  // namespace llama_crab
