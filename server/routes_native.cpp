@@ -128,6 +128,7 @@ void install_middleware(httplib::Server& http, RouteContext& rc) {
         std::string message = fmt::format("{}: {} {}", status_text(res.status), req.method, req.path);
         if (res.status == 413) message = fmt::format("the request body exceeds the limit of {} bytes", rc.options.max_body_bytes);
         if (res.status == 404) message = fmt::format("no endpoint {} {}", req.method, req.path);
+        if (res.status == 414) message = "the request URI is too long";
         const int status = res.status;
         send_error(res, server_error(status, message));
     });

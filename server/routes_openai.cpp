@@ -173,7 +173,7 @@ void handle_generation(RouteContext& rc, ApiKind kind, const httplib::Request& r
 
     const std::string id = fmt::format("{}-{}{}", kind == ApiKind::kChat ? "chatcmpl" : "cmpl", rc.id_prefix, task->id);
     auto ex = std::make_shared<Exchange>(Exchange{
-        task, ResponseBuilder(kind, id, rc.model_alias, "llama-crab-" + rc.worker.llama().model().fingerprint().substr(0, 12),
+        task, ResponseBuilder(kind, id, rc.model_alias, rc.worker.system_fingerprint(),
                               rc.worker.vocab(), task->n_choices(), task->n_per_prompt, gr.logprobs >= 0),
         gr.stream, gr.stream && gr.include_usage, echo});
     for (int32_t c = 0; c < task->n_choices(); ++c) {

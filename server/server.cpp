@@ -14,7 +14,7 @@
 
 namespace llama_crab::server {
 
-const char* server_version() { return "0.1.0"; }
+const char* server_version() { return LLAMA_CRAB_SERVER_VERSION; }
 
 struct Server::Impl {
     ServerOptions options;

@@ -122,6 +122,7 @@ TEST_F(ServerErrorsTest, TableOfBadRequests) {
         {"/slots/0?action=save", R"({"filename": "a.bin"})", 403, "slot-save-dir"},
         {"/slots/0?action=fly", "{}", 400, "action"},
         {"/slots/9?action=erase", "{}", 404, "slot 9"},
+        {"/slots/99999999999999999999?action=erase", "{}", 404, "does not exist"},
         {"/v1/embeddings", "{}", 404, "no endpoint"},
     };
     for (const Case& c : cases) {

@@ -10,6 +10,8 @@
 
 namespace llama_crab::server {
 
+#define LLAMA_CRAB_SERVER_VERSION "0.1.0"
+
 struct ServerOptions {
     std::string model_path;          // resolved by the CLI (the built-in default model when --model is absent)
     std::string model_alias;         // name reported by /v1/models; default: the file name without .gguf

@@ -16,6 +16,7 @@ Worker::~Worker() { stop(); }
 void Worker::start() { thread_ = std::thread([this] { loop(); }); }
 
 void Worker::stop() {
+    stopping_ = true;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         stop_ = true;
@@ -37,6 +38,11 @@ Status Worker::load() {
     if (options_.n_slots < 1 || options_.n_slots > 64) {
         return make_error(ErrorCode::kInvalidArgument, fmt::format("--slots must be in [1, 64], got {}", options_.n_slots));
     }
+    if (options_.n_batch < options_.n_slots) {
+        // A step holds one token of every generating slot.
+        return make_error(ErrorCode::kInvalidArgument,
+                          fmt::format("--batch-size ({}) must be at least --slots ({})", options_.n_batch, options_.n_slots));
+    }
     n_ctx_slot_ = options_.n_ctx_slot;
     if (n_ctx_slot_ <= 0) {
         LC_ASSIGN_OR_RETURN(auto model, Model::load(options_.model_path));
@@ -50,6 +56,7 @@ Status Worker::load() {
     p.n_threads = options_.n_threads;
     p.kv_type = options_.kv_type;
     p.n_seq_max = options_.n_slots;
+    p.progress = [this](float) { return !stopping_.load(); };
     LC_ASSIGN_OR_RETURN(Llama llama, Llama::load(p));
     llama_.emplace(std::move(llama));
     ctx_ = &llama_->context();
@@ -70,8 +77,10 @@ Status Worker::load() {
         LC_ASSIGN_OR_RETURN(disk_cache_, DiskCache::open(options_.cache_dir, options_.cache_bytes));
         caches.push_back(disk_cache_);
     }
+    // Hashing the weights takes a moment on big models; it happens here, while /health still says "loading".
+    fingerprint_ = llama_->model().fingerprint();
+    system_fingerprint_ = fmt::format("llama-crab-{}-{}", LLAMA_CRAB_SERVER_VERSION, fingerprint_.substr(0, 12));
     if (!caches.empty()) {
-        fingerprint_ = llama_->model().fingerprint();
         cache_writer_ = std::make_unique<CacheWriter>(std::move(caches), size_t(1) << 30);
     }
     slots_.resize((size_t)options_.n_slots);

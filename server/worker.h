@@ -59,6 +59,8 @@ public:
     int32_t n_ctx_slot() const { return n_ctx_slot_; }
     int64_t n_vocab() const { return n_vocab_; }
     const ServerOptions& options() const { return options_; }
+    // OpenAI's system_fingerprint: this server version and model.
+    const std::string& system_fingerprint() const { return system_fingerprint_; }
 
     // Queues the task's choices. 503 when the queue is full or the server is not ready.
     std::optional<ApiError> submit(std::shared_ptr<Task> task);
@@ -110,6 +112,8 @@ private:
     int32_t n_ctx_slot_ = 0;
     int64_t n_vocab_ = 0;
     std::string fingerprint_;
+    std::string system_fingerprint_;
+    std::atomic<bool> stopping_{false};  // lets stop() cancel a model load in progress
     std::shared_ptr<RamCache> ram_cache_;
     std::shared_ptr<DiskCache> disk_cache_;
     std::unique_ptr<CacheWriter> cache_writer_;

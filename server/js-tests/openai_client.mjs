@@ -19,15 +19,17 @@ function check(cond, what, detail) {
   console.log(`ok ${what}`);
 }
 
+const messages = [
+  { role: "system", content: "You tell short stories." },
+  { role: "user", content: "Once upon a time" },
+];
+
 const models = await client.models.list();
 check(models.data.some((m) => m.id === model), "models.list lists the served model", models.data);
 
 const chat = await client.chat.completions.create({
   model,
-  messages: [
-    { role: "system", content: "You tell short stories." },
-    { role: "user", content: "Once upon a time" },
-  ],
+  messages,
   max_tokens: 16,
   temperature: 0,
 });
@@ -38,10 +40,7 @@ check(chat.usage.completion_tokens > 0 && chat.usage.total_tokens === chat.usage
 
 const stream = await client.chat.completions.create({
   model,
-  messages: [
-    { role: "system", content: "You tell short stories." },
-    { role: "user", content: "Once upon a time" },
-  ],
+  messages,
   max_tokens: 16,
   temperature: 0,
   stream: true,
