@@ -38,6 +38,7 @@ public:
     bool running();
     std::string log() const;  // what the server wrote to stderr
     uint64_t rss_bytes() const;  // VmRSS from /proc
+    double cpu_seconds() const;  // user + system CPU time of the process so far
 
     std::unique_ptr<httplib::Client> client(std::chrono::seconds read_timeout = std::chrono::seconds(120)) const;
 

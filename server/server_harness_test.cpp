@@ -143,6 +143,21 @@ uint64_t ServerProcess::rss_bytes() const {
     return 0;
 }
 
+double ServerProcess::cpu_seconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    // Fields after the command name (which may hold spaces, hence the last ')'): utime and stime are 14 and 15.
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stod(field);
+        if (i == 15) stime = std::stod(field);
+    }
+    return (utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 std::unique_ptr<httplib::Client> ServerProcess::client(std::chrono::seconds read_timeout) const {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
     c->set_read_timeout(read_timeout);
