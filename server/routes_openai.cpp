@@ -32,13 +32,9 @@ struct Exchange {
 std::optional<ApiError> tokenize_prompts(RouteContext& rc, const GenerationRequest& gr, Task& task, std::vector<std::string>& echo) {
     const Vocab& vocab = rc.worker.vocab();
     if (gr.kind == ApiKind::kChat) {
-        auto text = rc.worker.llama().apply_chat_template(gr.messages, true, rc.options.chat_template);
-        if (!text.ok()) return bad_field("messages", "the chat template failed: " + text.error().message);
-        // The template writes the BOS token itself when it wants one; add it only when the text lacks it.
-        const bool has_bos = vocab.bos() >= 0 && text->rfind(std::string(vocab.token_text(vocab.bos())), 0) == 0;
-        std::vector<Token> tokens = vocab.tokenize(*text, false, true);
-        if (!has_bos && vocab.add_bos() && vocab.bos() >= 0) tokens.insert(tokens.begin(), vocab.bos());
-        task.prompts.push_back(std::move(tokens));
+        auto tokens = rc.worker.llama().tokenize_chat(gr.messages, true, rc.options.chat_template);
+        if (!tokens.ok()) return bad_field("messages", "the chat template failed: " + tokens.error().message);
+        task.prompts.push_back(std::move(tokens).value());
         echo.emplace_back();
     } else {
         for (const PromptInput& in : gr.prompts) {
