@@ -53,7 +53,10 @@ ForwardScratch::ForwardScratch(const ModelHparams& hp, int32_t n_ub, int32_t n_c
         a.cells.resize((size_t)n_ctx);
         a.q.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim);
         a.q16.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim * sizeof(fp16_t));
+        a.out.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim);
+        a.q_pos.resize((size_t)kMaxQueriesPerKvRow);
     }
+    tiles.reserve(n + 1);
     out_rows.reserve(n);
     token_mask.resize(n);
     masks.reserve(64);
@@ -137,50 +140,73 @@ void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardSc
             store_kv_row(v, kv.v_row(il, ub.cells[t]), n_kv, kv_type);
         });
 
-        // Attention. In the last layer only the tokens whose logits are wanted need it. A task is one token and
-        // one chunk of up to 8 query heads sharing a KV head, so each cached K/V row is read once per chunk.
+        // Attention. In the last layer only the tokens whose logits are wanted need it. A task is a tile of up to
+        // 8 queries: consecutive tokens of the same sequences times up to 8 heads sharing a KV head, so a cached K/V
+        // row is read once for all of them. Each query masks the cells after its own position; a masked cell gets
+        // probability exactly 0 and adds exactly 0, so a token's result does not depend on its tile.
         const int64_t n_att = last ? ub.n_out : n;
         const int64_t q_per_chunk = std::min<int64_t>(group, kMaxQueriesPerKvRow);
         const int64_t chunks_per_kv = (group + q_per_chunk - 1) / q_per_chunk;
         const int64_t n_chunks = hp.n_head_kv * chunks_per_kv;
-        pool.parallel_for(n_att * n_chunks, [&](int64_t task, int thread) {
-            const int64_t ti = task / n_chunks;
+        const int64_t tokens_per_tile = std::max<int64_t>(1, kMaxQueriesPerKvRow / q_per_chunk);
+        auto att_token = [&](int64_t ti) { return last ? (int64_t)ub.out_rows[ti] : ti; };
+        auto& tiles = s.tiles;
+        tiles.clear();
+        for (int64_t ti = 0; ti < n_att; ++ti) {
+            const bool same_run = !tiles.empty() && ti - tiles.back() < tokens_per_tile &&
+                                  token_mask[(size_t)att_token(ti)] == token_mask[(size_t)att_token(tiles.back())];
+            if (!same_run) tiles.push_back((int32_t)ti);
+        }
+        const int64_t n_tiles = (int64_t)tiles.size();
+        tiles.push_back((int32_t)n_att);
+        pool.parallel_for(n_tiles * n_chunks, [&](int64_t task, int thread) {
+            const int64_t tile = task / n_chunks;
             const int64_t chunk = task % n_chunks;
-            const int64_t t = last ? ub.out_rows[ti] : ti;
+            const int64_t t0 = tiles[(size_t)tile];
+            const int nt = (int)(tiles[(size_t)tile + 1] - t0);
             const int64_t kvh = chunk / chunks_per_kv;
             const int64_t h0 = kvh * group + (chunk % chunks_per_kv) * q_per_chunk;
-            const int nq = (int)std::min<int64_t>(q_per_chunk, kvh * group + group - h0);
-            const Pos pos = ub.pos[t];
+            const int nh = (int)std::min<int64_t>(q_per_chunk, kvh * group + group - h0);
+            const int nq = nt * nh;  // query i is token t0 + i / nh, head h0 + i % nh
             AttentionScratch& as = s.attention[(size_t)thread];
 
-            // The queries, rounded to f16 for an f16 cache (llama.cpp converts Q to the K type for K*Q).
-            const float* q_src = &s.q[(size_t)(t * n_q + h0 * hd)];
-            if (kv_type == KvType::kF16) {
-                f16.quantize_act(q_src, as.q16.data(), nq * hd);
-                f16.dequantize(as.q16.data(), as.q.data(), nq * hd);
-                q_src = as.q.data();
+            // Gather the queries, rounded to f16 for an f16 cache (llama.cpp converts Q to the K type for K*Q).
+            Pos max_pos = 0;
+            for (int k = 0; k < nt; ++k) {
+                const int64_t t = att_token(t0 + k);
+                std::memcpy(&as.q[(size_t)(k * nh * hd)], &s.q[(size_t)(t * n_q + h0 * hd)], (size_t)(nh * hd) * sizeof(float));
+                for (int i = 0; i < nh; ++i) as.q_pos[(size_t)(k * nh + i)] = ub.pos[t];
+                max_pos = std::max(max_pos, ub.pos[t]);
             }
-            // Cells of the token's sequences at or before its position.
-            const size_t m = (size_t)token_mask[(size_t)t];
+            if (kv_type == KvType::kF16) {
+                f16.quantize_act(as.q.data(), as.q16.data(), nq * hd);
+                f16.dequantize(as.q16.data(), as.q.data(), nq * hd);
+            }
+            // Cells of the tile's sequences at or before its last position.
+            const size_t m = (size_t)token_mask[(size_t)att_token(t0)];
             int64_t n_vis = 0;
             for (size_t ci = mask_begin[m]; ci < mask_end[m]; ++ci) {
                 const int32_t c = s.vis_cells[ci];
-                if (kv.cell(c).pos <= pos) as.cells[(size_t)n_vis++] = c;
+                if (kv.cell(c).pos <= max_pos) as.cells[(size_t)n_vis++] = c;
             }
             const size_t koff = (size_t)(kvh * hd) * kv.elem_bytes();
             float dots[kMaxQueriesPerKvRow];
             for (int64_t j = 0; j < n_vis; ++j) {
-                const uint8_t* krow = kv.k_row(il, as.cells[(size_t)j]) + koff;
+                const int32_t cell = as.cells[(size_t)j];
+                const uint8_t* krow = kv.k_row(il, cell) + koff;
                 if (kv_type == KvType::kF16) {
-                    kq_dot_f16(hd, reinterpret_cast<const fp16_t*>(krow), q_src, nq, dots);
+                    kq_dot_f16(hd, reinterpret_cast<const fp16_t*>(krow), as.q.data(), nq, dots);
                 } else {
-                    kq_dot_f32(hd, reinterpret_cast<const float*>(krow), q_src, nq, dots);
+                    kq_dot_f32(hd, reinterpret_cast<const float*>(krow), as.q.data(), nq, dots);
                 }
-                for (int i = 0; i < nq; ++i) as.scores[(size_t)i * (size_t)n_ctx + (size_t)j] = dots[i] * kq_scale;
+                const Pos cell_pos = kv.cell(cell).pos;
+                for (int i = 0; i < nq; ++i) {
+                    as.scores[(size_t)i * (size_t)n_ctx + (size_t)j] = cell_pos <= as.q_pos[(size_t)i] ? dots[i] * kq_scale : -INFINITY;
+                }
             }
             for (int i = 0; i < nq; ++i) softmax_inplace(&as.scores[(size_t)i * (size_t)n_ctx], n_vis);
 
-            float* out = &s.attn[(size_t)(t * n_q + h0 * hd)];
+            float* out = as.out.data();
             std::fill(out, out + nq * hd, 0.0f);
             float probs[kMaxQueriesPerKvRow];
             for (int64_t j = 0; j < n_vis; ++j) {
@@ -193,6 +219,10 @@ void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardSc
                 } else {
                     pv_axpy_f32(hd, reinterpret_cast<const float*>(vrow), probs, nq, out);
                 }
+            }
+            for (int k = 0; k < nt; ++k) {
+                const int64_t t = att_token(t0 + k);
+                std::memcpy(&s.attn[(size_t)(t * n_q + h0 * hd)], &out[(size_t)(k * nh * hd)], (size_t)(nh * hd) * sizeof(float));
             }
         });
 

@@ -21,6 +21,8 @@ struct AttentionScratch {
     std::vector<int32_t> cells;  // [n_ctx] the visible cells
     std::vector<float> q;        // [8][head_dim] queries (f16-rounded for an f16 cache)
     std::vector<uint8_t> q16;    // [8][head_dim] f16 queries
+    std::vector<float> out;      // [8][head_dim] outputs of a tile's queries before they go to their tokens
+    std::vector<Pos> q_pos;      // [8] the position of each query's token (its causal limit)
 };
 
 // Buffers sized once for n_ubatch tokens; decode allocates nothing after the first call.
@@ -44,6 +46,7 @@ struct ForwardScratch {
     std::vector<int32_t> token_mask;  // [n_ubatch] index of each token's seq mask in masks
     std::vector<uint64_t> masks;      // the distinct seq masks of the ubatch
     std::vector<size_t> mask_begin, mask_end;  // their ranges in vis_cells
+    std::vector<int32_t> tiles;       // attention tiles: start index of each run of tokens sharing K/V reads, then the end
     MatmulScratch mm;
 };
 
