@@ -124,13 +124,7 @@ void Worker::sample_next(Slot& slot, const float* logits) {
     ev.choice = slot.job->choice;
     const std::string piece = vocab_->token_to_piece(tok, false);
     if (gs.logprobs >= 0) {
-        compute_logprobs(logits, n_vocab_, gs.logprobs, tok, logprobs_scratch_);
-        TokenLogprobs tl;
-        tl.token = tok;
-        tl.text = piece;
-        tl.logprob = logprobs_scratch_.token_logprob;
-        for (const auto& e : logprobs_scratch_.top) tl.top.emplace_back(e.token, e.logprob);
-        ev.logprobs.push_back(std::move(tl));
+        ev.logprobs.push_back(token_logprobs(logits, n_vocab_, gs.logprobs, tok, piece, logprobs_scratch_));
     }
     // Only whole UTF-8 characters go through the stop matcher and out to the client.
     slot.utf8_pending += piece;

@@ -60,6 +60,9 @@ struct TokenLogprobs {
     float logprob = 0.0f;
     std::vector<std::pair<Token, float>> top;  // most likely first
 };
+// The TokenLogprobs of `token` (whose text is `text`) under these logits; scratch is reused between calls.
+TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t n_top, Token token, std::string text,
+                             Logprobs& scratch);
 
 struct Timings {
     double load_ms = 0;

@@ -19,6 +19,16 @@ size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b) {
 
 }  // namespace
 
+TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t n_top, Token token, std::string text, Logprobs& scratch) {
+    compute_logprobs(logits, n_vocab, n_top, token, scratch);
+    TokenLogprobs tl;
+    tl.token = token;
+    tl.text = std::move(text);
+    tl.logprob = scratch.token_logprob;
+    for (const auto& e : scratch.top) tl.top.emplace_back(e.token, e.logprob);
+    return tl;
+}
+
 int32_t Llama::Impl::reuse_prefix(const std::vector<Token>& prompt, bool use_cache) {
     // At least the last prompt token is decoded again: its logits start the generation.
     const size_t limit = prompt.size() - 1;
@@ -159,13 +169,7 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
         out.tokens.push_back(tok);
         const std::string piece = vocab->token_to_piece(tok, false);
         if (options.logprobs > 0) {
-            compute_logprobs(raw, n_vocab, options.logprobs, tok, lp);
-            TokenLogprobs tl;
-            tl.token = tok;
-            tl.text = piece;
-            tl.logprob = lp.token_logprob;
-            for (const auto& e : lp.top) tl.top.emplace_back(e.token, e.logprob);
-            out.logprobs.push_back(std::move(tl));
+            out.logprobs.push_back(token_logprobs(raw, n_vocab, options.logprobs, tok, piece, lp));
         }
         utf8_pending += piece;
         const size_t hold = unicode::incomplete_utf8_tail(utf8_pending);
