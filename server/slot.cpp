@@ -24,12 +24,6 @@ void Slot::clear_generation() {
     first_token_sent = false;
 }
 
-size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b) {
-    size_t n = 0;
-    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-    return n;
-}
-
 int32_t choose_slot(const std::vector<SlotCandidate>& slots, const std::vector<Token>& prompt) {
     int32_t best = -1;
     size_t best_prefix = 0;

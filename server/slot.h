@@ -53,8 +53,6 @@ struct Slot {
     void clear_generation();
 };
 
-size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b);
-
 struct SlotCandidate {
     int32_t id = 0;
     bool idle = true;

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace llama_crab {
@@ -10,6 +11,13 @@ namespace llama_crab {
 using Token = int32_t;
 using Pos = int32_t;
 using SeqId = int32_t;
+
+// How many leading tokens two sequences share: what a KV cache holding `a` can keep for a prompt `b`.
+inline size_t common_prefix(std::span<const Token> a, std::span<const Token> b) {
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return n;
+}
 
 class Batch {
 public:

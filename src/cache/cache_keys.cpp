@@ -69,13 +69,6 @@ std::vector<Key128> chain_keys(const Key128& root, const Token* tokens, size_t n
     return keys;
 }
 
-size_t common_prefix(std::span<const Token> a, std::span<const Token> b) {
-    const size_t n = std::min(a.size(), b.size());
-    size_t i = 0;
-    while (i < n && a[i] == b[i]) ++i;
-    return i;
-}
-
 bool TokenSpanLess::operator()(std::span<const Token> a, std::span<const Token> b) const {
     return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
 }

@@ -41,7 +41,7 @@ std::vector<Key128> chain_keys(const Key128& root, const Token* tokens, size_t n
 
 inline size_t n_nodes_for(size_t n_tokens) { return (n_tokens + kCacheBlockTokens - 1) / kCacheBlockTokens; }
 
-size_t common_prefix(std::span<const Token> a, std::span<const Token> b);
+using llama_crab::common_prefix;
 
 // Lexicographic order of token sequences (a proper prefix sorts first).
 struct TokenSpanLess {

@@ -15,12 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b) {
-    size_t n = 0;
-    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-    return n;
-}
-
 // Session file: magic, version, JSON (history and options) with its SHA-256, then the KV state in the session
 // format (which carries its own fingerprint, layout and checksum). All integers little-endian.
 //   "LCCHATS\0" | u32 version | u32 reserved | u64 json_len | 64 hex chars sha256(json) | json | u64 state_len | state
@@ -40,7 +34,11 @@ uint64_t get_u64(const uint8_t* p) {
     for (int i = 0; i < 8; ++i) v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
-uint32_t get_u32(const uint8_t* p) { return (uint32_t)get_u64(p) & 0xFFFFFFFFu; }
+uint32_t get_u32(const uint8_t* p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
 
 Error bad_file(const std::string& path, const std::string& what) {
     return Error{ErrorCode::kInvalidFormat, fmt::format("chat session '{}': {}", path, what)};

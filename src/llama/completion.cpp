@@ -9,16 +9,6 @@
 #include "vocab/unicode.h"
 
 namespace llama_crab {
-namespace {
-
-size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b) {
-    size_t n = 0;
-    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-    return n;
-}
-
-}  // namespace
-
 TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t n_top, Token token, std::string text, Logprobs& scratch) {
     compute_logprobs(logits, n_vocab, n_top, token, scratch);
     TokenLogprobs tl;

@@ -105,15 +105,19 @@ Status Llama::save_session(const std::string& path) const { return impl_->ctx->s
 
 Result<int32_t> Llama::load_session(const std::string& path) {
     LC_ASSIGN_OR_RETURN(SequenceState st, read_state_file(path));
+    return impl_->import_state(st);
+}
+
+Result<int32_t> Llama::Impl::import_state(const SequenceState& st) {
     for (size_t i = 0; i < st.positions.size(); ++i) {
         if (st.positions[i] != (Pos)i) {
             return make_error(ErrorCode::kStateMismatch,
-                              "session: positions are not 0..n-1 (saved after a context shift?); load it with Context::load_session");
+                              "state: positions are not 0..n-1 (saved from a non-contiguous sequence?); load it with Context::load_session");
         }
     }
-    LC_ASSIGN_OR_RETURN(int32_t n, impl_->ctx->state_seq_import(Impl::kSeq, st));
-    impl_->kv_tokens = st.tokens;
-    impl_->kv_exact_end = SIZE_MAX;
+    LC_ASSIGN_OR_RETURN(int32_t n, ctx->state_seq_import(kSeq, st));
+    kv_tokens = st.tokens;
+    kv_exact_end = SIZE_MAX;
     return n;
 }
 
@@ -121,13 +125,7 @@ std::vector<uint8_t> Llama::state_get() const { return impl_->ctx->state_seq_get
 
 Result<int32_t> Llama::state_set(const std::vector<uint8_t>& bytes) {
     LC_ASSIGN_OR_RETURN(SequenceState st, deserialize_state(bytes.data(), bytes.size()));
-    for (size_t i = 0; i < st.positions.size(); ++i) {
-        if (st.positions[i] != (Pos)i) return make_error(ErrorCode::kStateMismatch, "state: positions are not 0..n-1");
-    }
-    LC_ASSIGN_OR_RETURN(int32_t n, impl_->ctx->state_seq_import(Impl::kSeq, st));
-    impl_->kv_tokens = st.tokens;
-    impl_->kv_exact_end = SIZE_MAX;
-    return n;
+    return impl_->import_state(st);
 }
 
 }  // namespace llama_crab

@@ -48,6 +48,8 @@ struct Llama::Impl {
         }
         if (kv_exact_end >= n) kv_exact_end = SIZE_MAX;
     }
+    // Loads a state whose positions are 0..n-1 into the completion sequence and makes kv_tokens its tokens.
+    Result<int32_t> import_state(const SequenceState& st);
     Result<Completion> run(const std::vector<Token>& prompt, const CompletionOptions& options, const StreamCallback& callback);
 };
 
