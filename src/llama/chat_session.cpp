@@ -55,28 +55,65 @@ void ChatSession::clear() {
     if (!options_.system_prompt.empty()) messages_.push_back({"system", options_.system_prompt});
 }
 
-Result<int32_t> ChatSession::shift_to_fit(const std::vector<Token>& needed_tokens, int32_t reserve, ChatTurn& turn,
+namespace {
+
+// Where the history may be cut when old turns are dropped, oldest first: cuts[k] is the number of messages after
+// the system prompt that go when k+1 units go. A unit is a user+assistant pair (so strict templates still
+// alternate), else one message; the last message (the new user message) always stays.
+std::vector<size_t> drop_cuts(const std::vector<ChatMessage>& history, size_t first_turn) {
+    std::vector<size_t> cuts;
+    size_t i = first_turn;
+    while (i + 1 < history.size()) {
+        const bool pair = history[i].role == "user" && i + 2 < history.size() && history[i + 1].role == "assistant";
+        i += pair ? 2 : 1;
+        cuts.push_back(i - first_turn);
+    }
+    return cuts;
+}
+
+std::vector<ChatMessage> without_turns(const std::vector<ChatMessage>& history, size_t first_turn, size_t n_dropped) {
+    std::vector<ChatMessage> kept(history.begin(), history.begin() + (ptrdiff_t)first_turn);
+    kept.insert(kept.end(), history.begin() + (ptrdiff_t)(first_turn + n_dropped), history.end());
+    return kept;
+}
+
+}  // namespace
+
+// Finds the fewest oldest turns to drop by binary search over the cut points (dropping more never makes the
+// prompt longer): O(log n) renderings of the history, not one per dropped turn, so a turn stays linear in the
+// history's length.
+Result<int32_t> ChatSession::shift_to_fit(std::vector<Token>& tokens, int32_t reserve, ChatTurn& turn,
                                           std::vector<ChatMessage>& history) {
     const int32_t n_ctx = llama_->context().n_ctx();
+    auto fits = [&](const std::vector<Token>& t) { return (int64_t)t.size() + reserve <= n_ctx; };
+    if (fits(tokens)) return 0;
     const size_t first_turn = (!history.empty() && history[0].role == "system") ? 1 : 0;
-    std::vector<Token> tokens = needed_tokens;
-    std::vector<ChatMessage> kept = history;
-    size_t dropped = 0;
-    while ((int64_t)tokens.size() + reserve > n_ctx) {
-        // Keep the new user message; drop whole user+assistant pairs so strict templates still alternate.
-        if (kept.size() <= first_turn + 1) {
-            return make_error(ErrorCode::kInvalidArgument,
-                              fmt::format("chat: the message needs {} prompt tokens plus {} for the reply, more than the "
-                                          "context's {} even after dropping every earlier turn",
-                                          tokens.size(), reserve, n_ctx));
+    const std::vector<size_t> cuts = drop_cuts(history, first_turn);
+    // Invariant: cutting at cuts[hi] fits (hi_tokens), every cut before lo does not.
+    size_t lo = 0, hi = cuts.size();
+    std::vector<Token> hi_tokens;
+    std::vector<Token> last_tried = tokens;
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        LC_ASSIGN_OR_RETURN(std::vector<Token> t, llama_->tokenize_chat(without_turns(history, first_turn, cuts[mid]), true,
+                                                                         options_.template_name));
+        if (fits(t)) {
+            hi = mid;
+            hi_tokens = std::move(t);
+        } else {
+            lo = mid + 1;
+            last_tried = std::move(t);
         }
-        size_t n = 1;
-        if (kept[first_turn].role == "user" && kept.size() > first_turn + 2 && kept[first_turn + 1].role == "assistant") n = 2;
-        kept.erase(kept.begin() + (ptrdiff_t)first_turn, kept.begin() + (ptrdiff_t)(first_turn + n));
-        dropped += n;
-        LC_ASSIGN_OR_RETURN(tokens, llama_->tokenize_chat(kept, true, options_.template_name));
     }
-    if (dropped == 0) return 0;
+    if (hi == cuts.size()) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          fmt::format("chat: the message needs {} prompt tokens plus {} for the reply, more than the "
+                                      "context's {} even after dropping every earlier turn",
+                                      last_tried.size(), reserve, n_ctx));
+    }
+    const size_t dropped = cuts[hi];
+    std::vector<ChatMessage> kept = without_turns(history, first_turn, dropped);
+    tokens = std::move(hi_tokens);
 
     // Where the dropped turns sit in the KV cache: after the common prefix with the new prompt (the system part),
     // up to the end of the old history's rendering of those turns.
@@ -111,10 +148,7 @@ Result<ChatTurn> ChatSession::send(const std::string& user_message, const ChatOp
     const int32_t n_ctx = llama_->context().n_ctx();
     int32_t reserve = options.max_tokens > 0 ? options.max_tokens : (options_.reply_reserve > 0 ? options_.reply_reserve : n_ctx / 4);
     reserve = std::clamp(reserve, 1, std::max(1, n_ctx - 1));
-    LC_ASSIGN_OR_RETURN(int32_t dropped, shift_to_fit(tokens, reserve, turn, history));
-    if (dropped > 0) {
-        LC_ASSIGN_OR_RETURN(tokens, llama_->tokenize_chat(history, true, options_.template_name));
-    }
+    LC_TRY(shift_to_fit(tokens, reserve, turn, history));
 
     LC_ASSIGN_OR_RETURN(turn.completion, llama_->create_completion_tokens(tokens, options, callback));
     messages_.push_back({"user", user_message});

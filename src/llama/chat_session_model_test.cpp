@@ -2,6 +2,8 @@
 // the context shift keeps the system prompt, and save/load resumes a session exactly.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "llama_crab/chat_session.h"
 #include "support/testdata.h"
 
@@ -165,6 +167,41 @@ TEST_F(ChatSessionStories, DamagedSessionFilesAreRefusedWithoutChangingTheSessio
     bad_json[100] ^= 0x01;  // inside the history JSON
     EXPECT_EQ(try_bytes(bad_json), ErrorCode::kChecksum);
     EXPECT_FALSE(target.load((dir / "missing").string()).ok());
+}
+
+// A turn of a long session costs time linear in the history: the shift that drops old turns must not
+// re-render the history once per dropped turn (12,000 messages took > 20 s a turn). Measured as the cost
+// ratio of a 4x longer history in this process, with a generous bound (linear: ~4, quadratic: ~16).
+std::vector<ChatMessage> long_history(size_t n) {
+    std::vector<ChatMessage> msgs;
+    for (size_t i = 0; i < n; ++i) msgs.push_back({i % 2 == 0 ? "user" : "assistant", "message " + std::to_string(i) + " says hi"});
+    return msgs;
+}
+
+double seconds_for_turn(Llama& llama, size_t n_messages) {
+    double best = 1e9;
+    for (int rep = 0; rep < 2; ++rep) {
+        ChatSession chat(llama);
+        chat.set_messages(long_history(n_messages));
+        const auto t0 = std::chrono::steady_clock::now();
+        auto t = chat.send("hello", greedy(1));
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        EXPECT_TRUE(t.ok()) << t.error().to_string();
+        if (t.ok()) {
+            EXPECT_TRUE(t->context_shifted);
+        }
+        best = std::min(best, s);
+    }
+    return best;
+}
+
+TEST_F(ChatSessionStories, LongHistoryTurnCostIsLinearInTheHistory) {
+    auto small = load_stories(256);
+    ASSERT_TRUE(small);
+    const double t_small = seconds_for_turn(*small, 3000);
+    const double t_large = seconds_for_turn(*small, 12000);
+    std::fprintf(stderr, "turn with 3000 messages: %.3f s, 12000 messages: %.3f s\n", t_small, t_large);
+    EXPECT_LT(t_large, 10.0 * std::max(t_small, 0.005));
 }
 
 }  // namespace
