@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
+#include "llama_crab/text.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
@@ -38,6 +40,40 @@ uint32_t get_u32(const uint8_t* p) {
     uint32_t v = 0;
     for (int i = 0; i < 4; ++i) v |= (uint32_t)p[i] << (8 * i);
     return v;
+}
+
+// JSON strings must be UTF-8, but a reply cut by a token limit can end mid-character: such text is stored
+// losslessly as "<key>_hex" (its bytes in hex) instead of "<key>", so the history renders to the same tokens
+// after a load and the KV cache still matches it.
+void put_text(json& j, const char* key, const std::string& text) {
+    if (is_valid_utf8(text)) {
+        j[key] = text;
+        return;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    hex.reserve(text.size() * 2);
+    for (unsigned char c : text) {
+        hex += kHex[c >> 4];
+        hex += kHex[c & 15];
+    }
+    j[std::string(key) + "_hex"] = std::move(hex);
+}
+
+// Throws (caught by load) when the field is missing or the hex is malformed.
+std::string get_text(const json& j, const char* key) {
+    const std::string hex_key = std::string(key) + "_hex";
+    if (!j.contains(hex_key)) return j.at(key).get<std::string>();
+    const std::string hex = j.at(hex_key).get<std::string>();
+    auto nibble = [&](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        throw std::runtime_error(fmt::format("{} holds a character that is not a hex digit", hex_key));
+    };
+    if (hex.size() % 2 != 0) throw std::runtime_error(fmt::format("{} has an odd number of hex digits", hex_key));
+    std::string out(hex.size() / 2, '\0');
+    for (size_t i = 0; i < out.size(); ++i) out[i] = (char)(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+    return out;
 }
 
 Error bad_file(const std::string& path, const std::string& what) {
@@ -158,19 +194,18 @@ Result<ChatTurn> ChatSession::send(const std::string& user_message, const ChatOp
 
 Status ChatSession::save(const std::string& path) const {
     json j;
-    j["system_prompt"] = options_.system_prompt;
-    if (options_.template_name) j["template_name"] = *options_.template_name;
+    put_text(j, "system_prompt", options_.system_prompt);
+    if (options_.template_name) put_text(j, "template_name", *options_.template_name);
     j["reply_reserve"] = options_.reply_reserve;
     json msgs = json::array();
-    for (const auto& m : messages_) msgs.push_back({{"role", m.role}, {"content", m.content}});
-    j["messages"] = std::move(msgs);
-    std::string text;
-    try {
-        text = j.dump();
-    } catch (const std::exception& e) {
-        // nlohmann refuses invalid UTF-8: a message with broken bytes cannot be saved as JSON.
-        return make_error(ErrorCode::kInvalidArgument, fmt::format("chat session: cannot encode the history: {}", e.what()));
+    for (const auto& m : messages_) {
+        json mj = json::object();
+        put_text(mj, "role", m.role);
+        put_text(mj, "content", m.content);
+        msgs.push_back(std::move(mj));
     }
+    j["messages"] = std::move(msgs);
+    const std::string text = j.dump();  // every string in it is valid UTF-8 (put_text)
     const std::vector<uint8_t> state = llama_->state_get();
 
     std::vector<uint8_t> out;
@@ -184,7 +219,10 @@ Status ChatSession::save(const std::string& path) const {
     out.insert(out.end(), text.begin(), text.end());
     put_u64(out, state.size());
     out.insert(out.end(), state.begin(), state.end());
-    return write_file_atomic(path, out.data(), out.size());
+    if (auto st = write_file_atomic(path, out.data(), out.size()); !st.ok()) {
+        return Error{st.error().code, fmt::format("chat session '{}' not saved: {}", path, st.error().message)};
+    }
+    return {};
 }
 
 Status ChatSession::load(const std::string& path) {
@@ -215,10 +253,10 @@ Status ChatSession::load(const std::string& path) {
     std::vector<ChatMessage> msgs;
     try {
         const json j = json::parse(json_begin, json_begin + json_len);
-        opts.system_prompt = j.at("system_prompt").get<std::string>();
-        if (j.contains("template_name")) opts.template_name = j.at("template_name").get<std::string>();
+        opts.system_prompt = get_text(j, "system_prompt");
+        if (j.contains("template_name") || j.contains("template_name_hex")) opts.template_name = get_text(j, "template_name");
         opts.reply_reserve = j.at("reply_reserve").get<int32_t>();
-        for (const auto& m : j.at("messages")) msgs.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+        for (const auto& m : j.at("messages")) msgs.push_back({get_text(m, "role"), get_text(m, "content")});
     } catch (const std::exception& e) {
         return bad_file(path, fmt::format("bad history JSON: {}", e.what()));
     }

@@ -169,6 +169,40 @@ TEST_F(ChatSessionStories, DamagedSessionFilesAreRefusedWithoutChangingTheSessio
     EXPECT_FALSE(target.load((dir / "missing").string()).ok());
 }
 
+// A reply cut mid-character (by max_tokens) is bytes, not UTF-8; the session still saves, losslessly.
+TEST_F(ChatSessionStories, HistoryWithInvalidUtf8IsSavedAndLoadedExactly) {
+    testing::TempDir dir;
+    const std::string path = (dir / "chat.session").string();
+    ChatSession chat(*llama_, with_system("sys \xF2\x85"));
+    const std::vector<ChatMessage> history = {{"system", "sys \xF2\x85"},
+                                              {"user", "hi"},
+                                              {"assistant", "time\xF2\x85\xB2on\x98 and \xE2\x82"},
+                                              {"user", "plain \"quoted\" text"},
+                                              {"assistant", "\xC3"}};
+    chat.set_messages(history);
+    const Status st = chat.save(path);
+    ASSERT_TRUE(st.ok()) << st.error().to_string();
+    ChatSession resumed(*llama_);
+    const Status ld = resumed.load(path);
+    ASSERT_TRUE(ld.ok()) << ld.error().to_string();
+    ASSERT_EQ(resumed.messages().size(), history.size());
+    for (size_t i = 0; i < history.size(); ++i) {
+        EXPECT_EQ(resumed.messages()[i].role, history[i].role);
+        EXPECT_EQ(resumed.messages()[i].content, history[i].content) << i;
+    }
+    EXPECT_EQ(resumed.options().system_prompt, "sys \xF2\x85");
+}
+
+TEST_F(ChatSessionStories, SaveFailureNamesTheSessionPath) {
+    testing::TempDir dir;
+    const std::string path = (dir / "no-such-folder" / "chat.session").string();
+    ChatSession chat(*llama_);
+    const Status st = chat.save(path);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("'" + path + "'"), std::string::npos) << st.error().message;
+    EXPECT_EQ(st.error().message.find(".tmp-"), std::string::npos) << st.error().message;
+}
+
 // A turn of a long session costs time linear in the history: the shift that drops old turns must not
 // re-render the history once per dropped turn (12,000 messages took > 20 s a turn). Measured as the cost
 // ratio of a 4x longer history in this process, with a generous bound (linear: ~4, quadratic: ~16).
