@@ -4,8 +4,10 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "cli_flags.h"
 #include "llama_crab/error.h"
 #include "llama_crab/llama.h"
 
@@ -35,7 +37,7 @@ struct GenerationFlags {
     int threads = 0;
     std::string kv_type = "f16";
     std::string cache_dir;
-    long long cache_bytes = 2LL << 30;
+    size_t cache_bytes = kDefaultCacheBytes;
     bool no_cache = false;
 };
 
@@ -47,6 +49,23 @@ Result<Llama> open_llama(const GenerationFlags& f);
 
 // CompletionOptions from the flags (max_tokens, sampling, stops, seed, prefill progress bar on a terminal).
 Result<CompletionOptions> completion_options(const GenerationFlags& f);
+
+// Generated text on stdout. On a terminal it is always valid UTF-8 (to_valid_utf8: U+FFFD for bytes that never
+// complete a character; a chunk never ends mid-character) and end_line() ends it with a newline so the shell
+// prompt starts on its own line. Piped, the bytes are written exactly as generated and end_line() adds nothing.
+class TextWriter {
+public:
+    TextWriter();
+    void write(std::string_view text);
+    // On a terminal: a newline unless the text written so far already ends with one (or nothing was written
+    // since the last end_line).
+    void end_line();
+    bool terminal() const { return terminal_; }
+
+private:
+    bool terminal_ = false;
+    bool line_open_ = false;
+};
 
 // A one-line progress bar on stderr, drawn only when stderr is a terminal.
 class ProgressBar {

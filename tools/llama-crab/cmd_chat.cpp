@@ -66,7 +66,7 @@ bool run_command(const std::string& line, ChatSession& chat, const std::string& 
         return true;
     }
     if (!session_path.empty()) {
-        if (auto st = chat.save(session_path); !st.ok()) std::fprintf(stderr, "error: %s\n", st.error().message.c_str());
+        if (auto st = chat.save(session_path); !st.ok()) fail(st.error());
     }
     return true;
 }
@@ -106,9 +106,9 @@ void run_chat(const ChatFlags& f) {
             continue;
         }
         g_generating.store(&*llama);
-        auto turn = chat.send(line, options, [](const CompletionChunk& c) {
-            std::fwrite(c.text.data(), 1, c.text.size(), stdout);
-            std::fflush(stdout);
+        TextWriter reply_out;
+        auto turn = chat.send(line, options, [&](const CompletionChunk& c) {
+            reply_out.write(c.text);
             return StreamAction::Continue;
         });
         g_generating.store(nullptr);
@@ -127,7 +127,11 @@ void run_chat(const ChatFlags& f) {
         }
         if (turn->completion.stop_reason == StopReason::Cancelled) std::fprintf(stderr, "[stopped]\n");
         if (!f.session.empty()) {
-            if (auto st = chat.save(f.session); !st.ok()) std::fprintf(stderr, "error: %s\n", st.error().message.c_str());
+            if (auto st = chat.save(f.session); !st.ok()) {
+                // The conversation is not on disk: say so (the message names the session file) and exit non-zero.
+                fail(st.error());
+                if (!interactive) break;
+            }
         }
     }
     std::signal(SIGINT, SIG_DFL);
