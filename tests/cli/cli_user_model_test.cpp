@@ -101,7 +101,9 @@ TEST_F(CliUser, NonsenseValuesAreRefusedWithTheValidRange) {
     EXPECT_EQ(cli_all(base + "-n -5", &out), 2);
     EXPECT_NE(out.find("at least 0"), std::string::npos) << out;
     EXPECT_EQ(cli_all(base + "--seed -2", &out), 2);
-    EXPECT_EQ(cli_all(base + "--ctx-size 2", &out), 2);
+    EXPECT_EQ(cli_all(base + "--ctx-size -5", &out), 2);
+    EXPECT_EQ(cli_all(base + "--ctx-size 2", &out), 1);
+    EXPECT_NE(out.find("--ctx-size 2 is too small"), std::string::npos) << out;
     EXPECT_EQ(cli_all("chat --model " + stories() + " --min-p 2", &out), 2);
     // Past the trained context (512 for stories260K) without RoPE scaling: a warning, and the run goes on.
     EXPECT_EQ(cli_all(base + "-n 2 --greedy -c 1024", &out), 0);
@@ -177,6 +179,37 @@ TEST_F(CliUser, ChatSavesASessionWhoseReplyIsNotUtf8) {
     EXPECT_EQ(cli_all("chat --model " + model + " --greedy -n 4 --session " + bad + " < " + in, &out), 1);
     EXPECT_NE(out.find("'" + bad + "'"), std::string::npos) << out;
     EXPECT_EQ(out.find(".tmp-"), std::string::npos) << out;
+}
+
+TEST_F(CliUser, TemplateNameMeansABuiltinInEveryCommand) {
+    const std::string messages = (dir_ / "m.json").string();
+    std::ofstream(messages) << R"([{"role":"user","content":"hi"}])";
+    std::string by_template, by_builtin, out;
+    ASSERT_EQ(cli_all("template render --template llama3 --messages " + messages + " --add-generation-prompt", &by_template), 0)
+        << by_template;
+    ASSERT_EQ(cli_all("template render --builtin llama3 --messages " + messages + " --add-generation-prompt", &by_builtin), 0);
+    EXPECT_EQ(by_template, by_builtin);
+    EXPECT_NE(by_template.find("<|start_header_id|>user"), std::string::npos) << by_template;
+    // A Jinja file: --template-file, or --template with a value that is not a built-in name.
+    const std::string jinja = (dir_ / "t.jinja").string();
+    std::ofstream(jinja) << "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}";
+    ASSERT_EQ(cli_all("template render --template-file " + jinja + " --messages " + messages, &out), 0);
+    EXPECT_EQ(out, "[user]hi");
+    ASSERT_EQ(cli_all("template render --template " + jinja + " --messages " + messages, &out), 0);
+    EXPECT_EQ(out, "[user]hi");
+    EXPECT_NE(cli_all("template render --template nope --messages " + messages, &out), 0);
+    EXPECT_NE(out.find("chatml"), std::string::npos) << out;  // the message lists the built-ins
+    EXPECT_EQ(cli_all("chat --model " + stories() + " --template nope", &out), 2);
+    EXPECT_NE(out.find("chatml"), std::string::npos) << out;
+    EXPECT_EQ(cli_all("serve --template nope", &out), 2);
+
+    // chat says which template it uses when the model has none.
+    const std::string in = (dir_ / "in.txt").string();
+    std::ofstream(in) << "hello\n";
+    ASSERT_EQ(cli_all("chat --model " + stories() + " --greedy -n 4 < " + in, &out), 0);
+    EXPECT_NE(out.find("the model has no chat template: using the built-in 'chatml'"), std::string::npos) << out;
+    ASSERT_EQ(cli_all("chat --model " + stories() + " --greedy -n 4 --template llama3 < " + in, &out), 0);
+    EXPECT_EQ(out.find("no chat template"), std::string::npos) << out;
 }
 
 TEST_F(CliUser, TheDefaultModelSaysItIsRandom) {

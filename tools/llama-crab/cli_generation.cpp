@@ -4,11 +4,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
 #include "cli_common.h"
 #include "cli_flags.h"
+#include "gguf/gguf.h"
 #include "llama_crab/cache.h"
 #include "llama_crab/text.h"
 
@@ -43,9 +45,10 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
     cmd->add_option("--seed", f.seed, "sampling seed (-1: random)")->default_val(f.seed)->check(int_range(-1, 0xFFFFFFFFLL, "-1: random"));
     cmd->add_flag("--greedy", f.greedy, "always take the most likely token (same as --temp 0)");
     cmd->add_option("--stop", f.stop, "stop string, never printed (repeatable)");
-    cmd->add_option("--ctx-size,-c", f.ctx_size, "context size in tokens (past the model's trained context: a warning)")
+    cmd->add_option("--ctx-size,-c", f.ctx_size,
+                    "context size in tokens (0: min(2048, the model's trained context); more than the trained context: a warning)")
         ->default_val(f.ctx_size)
-        ->check(int_range(8, 1 << 24));
+        ->check(int_range(0, 1 << 24));
     cmd->add_option("--batch-size,-b", f.batch_size, "prompt tokens decoded per step")
         ->default_val(f.batch_size)
         ->check(int_range(1, 1 << 16));
@@ -56,26 +59,44 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
     cmd->add_flag("--no-cache", f.no_cache, "neither look up nor store the prefix cache");
 }
 
+namespace {
+
+// The trained context from the GGUF header (0 when the file does not say).
+int64_t trained_context(const std::string& path) {
+    auto gguf = GgufFile::open(path);
+    if (!gguf.ok()) return 0;  // Llama::load reports what is wrong with the file
+    auto arch = gguf->get_string("general.architecture");
+    if (!arch.ok() || !*arch) return 0;
+    auto n = gguf->get_int(**arch + ".context_length");
+    return n.ok() && *n ? **n : 0;
+}
+
+}  // namespace
+
 Result<Llama> open_llama(const GenerationFlags& f) {
     LC_ASSIGN_OR_RETURN(std::string path, resolve_model_path(f.model));
     LC_ASSIGN_OR_RETURN(KvType kv, parse_kv_type(f.kv_type));
+    const int64_t n_ctx_train = trained_context(path);
+    int ctx_size = f.ctx_size;
+    if (ctx_size == 0) {
+        ctx_size = n_ctx_train > 0 ? (int)std::min<int64_t>(2048, n_ctx_train) : 2048;
+    } else if (n_ctx_train > 0 && ctx_size > n_ctx_train) {
+        std::fprintf(stderr,
+                     "warning: --ctx-size %d is more than the %lld tokens the model was trained on; without RoPE scaling "
+                     "the text degrades past %lld tokens\n",
+                     ctx_size, (long long)n_ctx_train, (long long)n_ctx_train);
+    }
+    if (ctx_size < 8) return make_error(ErrorCode::kInvalidArgument, fmt::format("--ctx-size {} is too small (at least 8)", ctx_size));
     if (f.cache_bytes == 0) return make_error(ErrorCode::kInvalidArgument, "--cache-bytes must be positive");
     auto bar = std::make_shared<ProgressBar>("loading");
     LlamaParams params(path);
-    params.with_n_ctx(f.ctx_size).with_n_batch(f.batch_size).with_n_ubatch(f.batch_size).with_n_threads(f.threads).with_kv_type(kv);
+    params.with_n_ctx(ctx_size).with_n_batch(f.batch_size).with_n_ubatch(f.batch_size).with_n_threads(f.threads).with_kv_type(kv);
     params.with_progress([bar](float p) {
         bar->update(p);
         return true;
     });
     LC_ASSIGN_OR_RETURN(Llama llama, Llama::load(params));
     bar->finish();
-    const int64_t n_ctx_train = llama.model().hparams().n_ctx_train;
-    if (n_ctx_train > 0 && f.ctx_size > n_ctx_train) {
-        std::fprintf(stderr,
-                     "warning: --ctx-size %d is more than the %lld tokens the model was trained on; without RoPE scaling "
-                     "the text degrades past %lld tokens\n",
-                     f.ctx_size, (long long)n_ctx_train, (long long)n_ctx_train);
-    }
     if (!f.cache_dir.empty() && !f.no_cache) {
         LC_ASSIGN_OR_RETURN(std::shared_ptr<DiskCache> cache, DiskCache::open(f.cache_dir, (size_t)f.cache_bytes));
         llama.set_cache(std::move(cache));

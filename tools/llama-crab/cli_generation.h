@@ -32,7 +32,7 @@ struct GenerationFlags {
     long long seed = -1;  // -1: random
     bool greedy = false;
     std::vector<std::string> stop;
-    int ctx_size = 2048;
+    int ctx_size = 0;  // 0: min(2048, the model's trained context), as serve does
     int batch_size = 512;
     int threads = 0;
     std::string kv_type = "f16";

@@ -79,7 +79,11 @@ void run_chat(const ChatFlags& f) {
 
     ChatSessionOptions so;
     so.system_prompt = f.system;
-    if (!f.template_name.empty()) so.template_name = f.template_name;
+    if (!f.template_name.empty()) {
+        so.template_name = f.template_name;
+    } else if (!llama->model().meta_string("tokenizer.chat_template")) {
+        std::fprintf(stderr, "[the model has no chat template: using the built-in 'chatml' (--template NAME picks another)]\n");
+    }
     ChatSession chat(*llama, so);
     if (!f.session.empty() && std::filesystem::exists(f.session)) {
         if (auto st = chat.load(f.session); !st.ok()) return fail(st.error());
@@ -146,7 +150,10 @@ void register_chat_command(CLI::App& app) {
     add_generation_flags(cmd, f->gen);
     cmd->add_option("--system", f->system, "system prompt");
     cmd->add_option("--session", f->session, "session file: resumed when it exists, saved after every turn");
-    cmd->add_option("--template", f->template_name, "a built-in chat template instead of the model's own (chatml, llama2, llama3, ...)");
+    std::string names;
+    for (const auto& n : ChatTemplate::builtin_names()) names += (names.empty() ? "" : ", ") + n;
+    cmd->add_option("--template", f->template_name, "a built-in chat template instead of the model's own: " + names)
+        ->check(CLI::IsMember(ChatTemplate::builtin_names()));
     cmd->callback([f] { run_chat(*f); });
 }
 

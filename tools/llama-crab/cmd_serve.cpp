@@ -10,6 +10,7 @@
 #include "cli_common.h"
 #include "cli_flags.h"
 #include "commands.h"
+#include "llama_crab/chat.h"
 #include "server.h"
 
 namespace llama_crab::cli {
@@ -71,7 +72,8 @@ void register_serve_command(CLI::App& app) {
         ->check(CLI::Range(1, 1 << 16));
     cmd->add_option("--threads,-t", o.n_threads, "compute threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
     cmd->add_option("--kv-type", f->kv_type, "KV cache type: f16 or f32")->capture_default_str();
-    cmd->add_option("--chat-template", f->chat_template, "use this built-in chat template instead of the model's own");
+    cmd->add_option("--template,--chat-template", f->chat_template, "use this built-in chat template instead of the model's own")
+        ->check(CLI::IsMember(ChatTemplate::builtin_names()));
     cmd->add_option("--cache-dir", o.cache_dir, "disk prefix cache folder (kept across restarts)");
     o.cache_bytes = kDefaultCacheBytes;
     add_byte_size_option(cmd, "--cache-bytes", o.cache_bytes, "disk prefix cache budget");
