@@ -113,11 +113,28 @@ std::vector<ChatMessage> without_turns(const std::vector<ChatMessage>& history, 
     return kept;
 }
 
+// A first guess at how many drop units (minus one: an index into cuts) make the prompt fit: the oldest units
+// whose share of the history's bytes (plus some per message for the template's markup) covers the excess tokens.
+int64_t estimate_units(const std::vector<ChatMessage>& history, size_t first_turn, const std::vector<size_t>& cuts, size_t n_tokens,
+                       size_t excess) {
+    auto weight = [](const ChatMessage& m) { return (double)(m.content.size() + m.role.size() + 16); };
+    double total = 0.0;
+    for (const auto& m : history) total += weight(m);
+    const double need = total * (double)excess / (double)std::max<size_t>(n_tokens, 1);
+    double dropped = 0.0;
+    size_t done = 0;
+    for (size_t k = 0; k < cuts.size(); ++k) {
+        for (; done < cuts[k]; ++done) dropped += weight(history[first_turn + done]);
+        if (dropped >= need) return (int64_t)k;
+    }
+    return (int64_t)cuts.size() - 1;
+}
+
 }  // namespace
 
-// Finds the fewest oldest turns to drop by binary search over the cut points (dropping more never makes the
-// prompt longer): O(log n) renderings of the history, not one per dropped turn, so a turn stays linear in the
-// history's length.
+// Finds the fewest oldest turns to drop (dropping more never makes the prompt longer). Each try renders and
+// tokenizes the kept history, so the search starts from an estimate by bytes and gallops from it: a few
+// renderings a turn, not one per dropped turn (which made a 12,000-message turn take seconds).
 Result<int32_t> ChatSession::shift_to_fit(std::vector<Token>& tokens, int32_t reserve, ChatTurn& turn,
                                           std::vector<ChatMessage>& history) {
     const int32_t n_ctx = llama_->context().n_ctx();
@@ -125,31 +142,54 @@ Result<int32_t> ChatSession::shift_to_fit(std::vector<Token>& tokens, int32_t re
     if (fits(tokens)) return 0;
     const size_t first_turn = (!history.empty() && history[0].role == "system") ? 1 : 0;
     const std::vector<size_t> cuts = drop_cuts(history, first_turn);
-    // Invariant: cutting at cuts[hi] fits (hi_tokens), every cut before lo does not.
-    size_t lo = 0, hi = cuts.size();
-    std::vector<Token> hi_tokens;
-    std::vector<Token> last_tried = tokens;
-    while (lo < hi) {
-        const size_t mid = lo + (hi - lo) / 2;
-        LC_ASSIGN_OR_RETURN(std::vector<Token> t, llama_->tokenize_chat(without_turns(history, first_turn, cuts[mid]), true,
+    const int64_t n_units = (int64_t)cuts.size();
+    std::vector<Token> fit_tokens, last_tried = tokens;
+    // Renders the history without its k+1 oldest units; fit_tokens always holds the rendering at `hi`.
+    auto try_units = [&](int64_t k) -> Result<bool> {
+        LC_ASSIGN_OR_RETURN(std::vector<Token> t, llama_->tokenize_chat(without_turns(history, first_turn, cuts[(size_t)k]), true,
                                                                          options_.template_name));
-        if (fits(t)) {
-            hi = mid;
-            hi_tokens = std::move(t);
+        const bool ok = fits(t);
+        (ok ? fit_tokens : last_tried) = std::move(t);
+        return ok;
+    };
+    // Invariant: dropping lo+1 units does not fit (lo = -1: dropping none, checked above), dropping hi+1 does.
+    int64_t lo = -1, hi = -1;
+    if (n_units > 0) {
+        const int64_t guess = estimate_units(history, first_turn, cuts, tokens.size(), tokens.size() + reserve - n_ctx);
+        LC_ASSIGN_OR_RETURN(bool guess_fits, try_units(guess));
+        if (guess_fits) {
+            hi = guess;
+            for (int64_t step = 1; hi - step > lo; step *= 2) {
+                LC_ASSIGN_OR_RETURN(bool f, try_units(hi - step));
+                if (!f) {
+                    lo = hi - step;
+                    break;
+                }
+                hi -= step;
+            }
         } else {
-            lo = mid + 1;
-            last_tried = std::move(t);
+            lo = guess;
+            for (int64_t step = 1; hi < 0 && lo < n_units - 1; step *= 2) {
+                const int64_t probe = std::min(lo + step, n_units - 1);
+                LC_ASSIGN_OR_RETURN(bool f, try_units(probe));
+                (f ? hi : lo) = probe;
+            }
         }
     }
-    if (hi == cuts.size()) {
+    if (hi < 0) {
         return make_error(ErrorCode::kInvalidArgument,
                           fmt::format("chat: the message needs {} prompt tokens plus {} for the reply, more than the "
                                       "context's {} even after dropping every earlier turn",
                                       last_tried.size(), reserve, n_ctx));
     }
-    const size_t dropped = cuts[hi];
+    while (hi - lo > 1) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        LC_ASSIGN_OR_RETURN(bool f, try_units(mid));
+        (f ? hi : lo) = mid;
+    }
+    tokens = std::move(fit_tokens);
+    const size_t dropped = cuts[(size_t)hi];
     std::vector<ChatMessage> kept = without_turns(history, first_turn, dropped);
-    tokens = std::move(hi_tokens);
 
     // Where the dropped turns sit in the KV cache: after the common prefix with the new prompt (the system part),
     // up to the end of the old history's rendering of those turns.

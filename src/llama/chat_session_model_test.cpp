@@ -229,6 +229,37 @@ double seconds_for_turn(Llama& llama, size_t n_messages) {
     return best;
 }
 
+// The shift drops the fewest turns that make room: one pair fewer would not fit.
+TEST_F(ChatSessionStories, ContextShiftDropsTheFewestTurns) {
+    auto small = load_stories(256);
+    ASSERT_TRUE(small);
+    for (size_t n : {10, 60, 400, 2000}) {
+        std::vector<ChatMessage> history;
+        for (size_t i = 0; i < n; ++i) {
+            std::string text = "m" + std::to_string(i);
+            for (size_t w = 0; w < (i * 7) % 11; ++w) text += " word";
+            history.push_back({i % 2 == 0 ? "user" : "assistant", text});
+        }
+        ChatSession chat(*small);
+        chat.set_messages(history);
+        auto t = chat.send("hello", greedy(4));
+        ASSERT_TRUE(t.ok()) << t.error().to_string();
+        ASSERT_TRUE(t->context_shifted) << n;
+        const size_t d = (size_t)t->n_dropped_messages;
+        ASSERT_GE(d, 2u);
+        ASSERT_EQ(d % 2, 0u);
+        auto render = [&](size_t drop) {
+            std::vector<ChatMessage> h(history.begin() + (ptrdiff_t)drop, history.end());
+            h.push_back({"user", "hello"});
+            auto tokens = small->tokenize_chat(h, true);
+            EXPECT_TRUE(tokens.ok());
+            return tokens.ok() ? tokens->size() : 0;
+        };
+        EXPECT_LE(render(d) + 4, 256u) << n;
+        EXPECT_GT(render(d - 2) + 4, 256u) << n;
+    }
+}
+
 TEST_F(ChatSessionStories, LongHistoryTurnCostIsLinearInTheHistory) {
     auto small = load_stories(256);
     ASSERT_TRUE(small);
