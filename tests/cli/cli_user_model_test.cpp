@@ -93,7 +93,12 @@ TEST_F(CliUser, NonsenseValuesAreRefusedWithTheValidRange) {
     const std::string base = "complete --model " + stories() + " --prompt hi ";
     std::string out;
     EXPECT_EQ(cli_all(base + "--threads -3", &out), 2);
-    EXPECT_NE(out.find("--threads: -3 is outside the valid range: 0 to 1024"), std::string::npos) << out;
+    EXPECT_NE(out.find("--threads: -3 is outside the valid range: 0 to 512"), std::string::npos) << out;
+    EXPECT_EQ(cli_all("eval --model " + stories() + " --tokens 1,2 --threads -3", &out), 2);
+    EXPECT_NE(out.find("--threads: -3 is outside the valid range: 0 to 512"), std::string::npos) << out;
+    EXPECT_EQ(cli_all("bench --model " + stories() + " -p 8 -n 4 -t 2,-3", &out), 2);
+    EXPECT_NE(out.find("-3 is outside the valid range: 1 to 512"), std::string::npos) << out;
+    EXPECT_EQ(cli_all("serve --threads 600", &out), 2);
     EXPECT_EQ(cli_all(base + "--temp -1", &out), 2);
     EXPECT_NE(out.find("--temp: -1 is outside the valid range: at least 0 (0 is greedy)"), std::string::npos) << out;
     EXPECT_EQ(cli_all(base + "--top-p 1.5", &out), 2);

@@ -154,6 +154,25 @@ CLI::Validator int_range(long long lo, long long hi, const std::string& note) {
         range_text(lo, hi));
 }
 
+CLI::Validator int_list_range(long long lo, long long hi, const std::string& note) {
+    const CLI::Validator one = int_range(lo, hi, note);
+    return CLI::Validator(
+        [one](std::string& s) -> std::string {
+            size_t i = 0;
+            while (i <= s.size()) {
+                size_t j = s.find(',', i);
+                if (j == std::string::npos) j = s.size();
+                std::string item = s.substr(i, j - i);
+                while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+                while (!item.empty() && item.back() == ' ') item.pop_back();
+                if (std::string err = one(item); !err.empty()) return err;
+                i = j + 1;
+            }
+            return {};
+        },
+        range_text(lo, hi) + ", comma-separated");
+}
+
 CLI::Validator real_range(double lo, double hi, const std::string& note) {
     const std::string suffix = note.empty() ? "" : " (" + note + ")";
     return CLI::Validator(

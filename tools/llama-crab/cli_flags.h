@@ -34,6 +34,10 @@ CLI::Option* add_byte_size_option(CLI::App* cmd, const std::string& name, size_t
 // Refuses a number outside [lo, hi] naming the range: "--threads: -3 is outside the valid range 0 to 1024".
 // note is appended in parentheses (what 0 or a bound means).
 CLI::Validator int_range(long long lo, long long hi, const std::string& note = "");
+// The same for each item of a comma-separated list of whole numbers ("1,2,4").
+CLI::Validator int_list_range(long long lo, long long hi, const std::string& note = "");
+// The most compute threads a context takes (runtime/context.cpp refuses more).
+constexpr int kMaxThreads = 512;
 // The same for a real number; hi = infinity means no upper bound ("at least lo").
 CLI::Validator real_range(double lo, double hi, const std::string& note = "");
 

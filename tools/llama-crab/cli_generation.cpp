@@ -52,7 +52,7 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
     cmd->add_option("--batch-size,-b", f.batch_size, "prompt tokens decoded per step")
         ->default_val(f.batch_size)
         ->check(int_range(1, 1 << 16));
-    cmd->add_option("--threads,-t", f.threads, "threads (0: all cores)")->check(int_range(0, 1024, "0: all cores"));
+    cmd->add_option("--threads,-t", f.threads, "threads (0: all cores)")->check(int_range(0, kMaxThreads, "0: all cores"));
     cmd->add_option("--kv-type", f.kv_type, "KV cache type: f16 or f32")->default_val(f.kv_type);
     cmd->add_option("--cache-dir", f.cache_dir, "prefix cache folder (a DiskCache shared by every run and process)");
     add_byte_size_option(cmd, "--cache-bytes", f.cache_bytes, "byte budget of --cache-dir");

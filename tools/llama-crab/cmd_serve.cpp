@@ -70,7 +70,9 @@ void register_serve_command(CLI::App& app) {
     cmd->add_option("--batch-size,-b", o.n_batch, "most tokens decoded per step (bounds how long a prefill delays the others)")
         ->capture_default_str()
         ->check(CLI::Range(1, 1 << 16));
-    cmd->add_option("--threads,-t", o.n_threads, "compute threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
+    cmd->add_option("--threads,-t", o.n_threads, "compute threads (0: all cores)")
+        ->capture_default_str()
+        ->check(int_range(0, kMaxThreads, "0: all cores"));
     cmd->add_option("--kv-type", f->kv_type, "KV cache type: f16 or f32")->capture_default_str();
     cmd->add_option("--template,--chat-template", f->chat_template, "use this built-in chat template instead of the model's own")
         ->check(CLI::IsMember(ChatTemplate::builtin_names()));
