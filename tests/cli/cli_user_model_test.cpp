@@ -157,6 +157,19 @@ TEST_F(CliUser, CompleteOnATerminalEndsWithANewlineAndPrintsValidUtf8) {
     EXPECT_EQ(shown, crlf(to_valid_utf8(piped)) + "\r\n");
 }
 
+TEST_F(CliUser, DetokenizeOnATerminalPrintsValidUtf8) {
+    // Token 229 is the byte token <0xE2> in the llama vocab (3 + 0xE2): half a character.
+    std::string piped;
+    ASSERT_EQ(testing::run_command(testing::cli_path().string() + " detokenize --model " + stories() + " --tokens 229 2>/dev/null", &piped), 0);
+    ASSERT_FALSE(is_valid_utf8(piped)) << piped;
+    int status = -1;
+    const std::string shown =
+        run_on_terminal(testing::cli_path().string() + " detokenize --model " + stories() + " --tokens 229 2>/dev/null", &status);
+    EXPECT_EQ(status, 0);
+    EXPECT_EQ(shown, crlf(to_valid_utf8(piped)));
+    EXPECT_TRUE(is_valid_utf8(shown));
+}
+
 TEST_F(CliUser, ChatSavesASessionWhoseReplyIsNotUtf8) {
     const std::string model = random_model();
     const std::string session = (dir_ / "chat.session").string();
