@@ -34,7 +34,7 @@ struct ChatSessionOptions {
     std::string system_prompt;                 // empty: no system message
     std::optional<std::string> template_name;  // a built-in template instead of the model's own
     // Tokens kept free for the reply when deciding whether to shift: the turn's max_tokens when it is > 0,
-    // else this many (0: a quarter of the context).
+    // else this many (0: a quarter of the context); never more than half the context.
     int32_t reply_reserve = 0;
 };
 

@@ -223,7 +223,9 @@ Result<ChatTurn> ChatSession::send(const std::string& user_message, const ChatOp
 
     const int32_t n_ctx = llama_->context().n_ctx();
     int32_t reserve = options.max_tokens > 0 ? options.max_tokens : (options_.reply_reserve > 0 ? options_.reply_reserve : n_ctx / 4);
-    reserve = std::clamp(reserve, 1, std::max(1, n_ctx - 1));
+    // At most half the context: a reply limit as large as the context (chat's -n 512 on a 512-token model)
+    // would leave no room for any prompt; the reply then ends when the context is full.
+    reserve = std::clamp(reserve, 1, std::max(1, n_ctx / 2));
     LC_TRY(shift_to_fit(tokens, reserve, turn, history));
 
     LC_ASSIGN_OR_RETURN(turn.completion, llama_->create_completion_tokens(tokens, options, callback));

@@ -229,6 +229,18 @@ double seconds_for_turn(Llama& llama, size_t n_messages) {
     return best;
 }
 
+// A reply limit as large as the context (chat -n 512 on a 512-token model) still leaves room for the prompt.
+TEST_F(ChatSessionStories, ReplyLimitLargerThanTheContextStillChats) {
+    auto small = load_stories(128);
+    ASSERT_TRUE(small);
+    ChatSession chat(*small);
+    for (int i = 0; i < 3; ++i) {
+        auto t = chat.send("Tell me a story.", greedy(512));
+        ASSERT_TRUE(t.ok()) << "turn " << i << ": " << t.error().to_string();
+        EXPECT_LE((int64_t)small->kv_tokens().size(), 128);
+    }
+}
+
 // The shift drops the fewest turns that make room: one pair fewer would not fit.
 TEST_F(ChatSessionStories, ContextShiftDropsTheFewestTurns) {
     auto small = load_stories(256);
