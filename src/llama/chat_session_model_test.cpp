@@ -203,9 +203,7 @@ TEST_F(ChatSessionStories, SaveFailureNamesTheSessionPath) {
     EXPECT_EQ(st.error().message.find(".tmp-"), std::string::npos) << st.error().message;
 }
 
-// A turn of a long session costs time linear in the history: the shift that drops old turns must not
-// re-render the history once per dropped turn (12,000 messages took > 20 s a turn). Measured as the cost
-// ratio of a 4x longer history in this process, with a generous bound (linear: ~4, quadratic: ~16).
+// n alternating user/assistant messages.
 std::vector<ChatMessage> long_history(size_t n) {
     std::vector<ChatMessage> msgs;
     for (size_t i = 0; i < n; ++i) msgs.push_back({i % 2 == 0 ? "user" : "assistant", "message " + std::to_string(i) + " says hi"});
@@ -214,7 +212,7 @@ std::vector<ChatMessage> long_history(size_t n) {
 
 double seconds_for_turn(Llama& llama, size_t n_messages) {
     double best = 1e9;
-    for (int rep = 0; rep < 2; ++rep) {
+    for (int rep = 0; rep < 3; ++rep) {
         ChatSession chat(llama);
         chat.set_messages(long_history(n_messages));
         const auto t0 = std::chrono::steady_clock::now();
@@ -272,6 +270,9 @@ TEST_F(ChatSessionStories, ContextShiftDropsTheFewestTurns) {
     }
 }
 
+// A turn of a long session costs time linear in the history: the shift that drops old turns must not
+// re-render the history once per dropped turn (12,000 messages took > 20 s a turn). Measured as the cost
+// ratio of a 4x longer history in this process, with a generous bound (linear: ~4, quadratic: ~16).
 TEST_F(ChatSessionStories, LongHistoryTurnCostIsLinearInTheHistory) {
     auto small = load_stories(256);
     ASSERT_TRUE(small);
