@@ -2,6 +2,7 @@
 // byte sizes, text on a terminal (newline, valid UTF-8), chat sessions whose replies are not UTF-8.
 #include <gtest/gtest.h>
 #include <pty.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,7 +28,9 @@ int cli_all(const std::string& args, std::string* out, const std::string& env = 
 
 // Runs a shell command with stdout on a pseudo-terminal (stdin and stderr as the command line sets them);
 // returns what the terminal received (the pty turns "\n" into "\r\n").
-std::string run_on_terminal(const std::string& command, int* status) {
+// With interrupt_after_output, SIGINT is sent to the process once its first output arrived (the command should
+// `exec` the CLI so that the process is the CLI itself).
+std::string run_on_terminal(const std::string& command, int* status, bool interrupt_after_output = false) {
     int master = -1;
     const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
     if (pid == 0) {
@@ -41,6 +44,10 @@ std::string run_on_terminal(const std::string& command, int* status) {
         const ssize_t n = ::read(master, buf, sizeof(buf));
         if (n <= 0) break;  // EIO once the child side is closed
         out.append(buf, (size_t)n);
+        if (interrupt_after_output) {
+            ::kill(pid, SIGINT);
+            interrupt_after_output = false;
+        }
     }
     ::close(master);
     int st = 0;
@@ -155,6 +162,18 @@ TEST_F(CliUser, CompleteOnATerminalEndsWithANewlineAndPrintsValidUtf8) {
     EXPECT_EQ(status, 0);
     EXPECT_TRUE(is_valid_utf8(shown));
     EXPECT_EQ(shown, crlf(to_valid_utf8(piped)) + "\r\n");
+}
+
+TEST_F(CliUser, CtrlCEndsTheTextWithANewline) {
+    // -n 0 on a 32k context runs for many seconds: Ctrl-C comes mid-generation.
+    const std::string command = "exec " + testing::cli_path().string() + " complete --model " + random_model() +
+                                " --prompt 'Once upon a time' -n 0 -c 32768 --greedy 2>/dev/null";
+    int status = -1;
+    const std::string shown = run_on_terminal(command, &status, /*interrupt_after_output=*/true);
+    EXPECT_EQ(status, 130);  // stopped by SIGINT, as a shell reports it
+    ASSERT_FALSE(shown.empty());
+    EXPECT_TRUE(shown.ends_with("\r\n")) << shown;
+    EXPECT_TRUE(is_valid_utf8(shown));
 }
 
 TEST_F(CliUser, DetokenizeOnATerminalPrintsValidUtf8) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <limits>
 
@@ -133,6 +135,31 @@ Result<CompletionOptions> completion_options(const GenerationFlags& f) {
         if (done >= total) bar->finish();
     };
     return o;
+}
+
+namespace {
+
+std::atomic<Llama*> g_generating{nullptr};
+
+void on_sigint(int) {
+    if (Llama* l = g_generating.load()) {
+        l->cancel();  // an atomic store: safe in a signal handler
+    } else {
+        std::signal(SIGINT, SIG_DFL);
+        std::raise(SIGINT);
+    }
+}
+
+}  // namespace
+
+CancelOnSigint::CancelOnSigint(Llama& llama) {
+    g_generating.store(&llama);
+    std::signal(SIGINT, on_sigint);
+}
+
+CancelOnSigint::~CancelOnSigint() {
+    g_generating.store(nullptr);
+    std::signal(SIGINT, SIG_DFL);
 }
 
 TextWriter::TextWriter() : terminal_(::isatty(STDOUT_FILENO) == 1) {}

@@ -67,6 +67,16 @@ private:
     bool line_open_ = false;
 };
 
+// While alive, Ctrl-C cancels the generation of `llama` (it ends with StopReason::Cancelled) instead of killing
+// the process; outside its scope Ctrl-C ends the program as usual. One at a time.
+class CancelOnSigint {
+public:
+    explicit CancelOnSigint(Llama& llama);
+    ~CancelOnSigint();
+    CancelOnSigint(const CancelOnSigint&) = delete;
+    CancelOnSigint& operator=(const CancelOnSigint&) = delete;
+};
+
 // A one-line progress bar on stderr, drawn only when stderr is a terminal.
 class ProgressBar {
 public:

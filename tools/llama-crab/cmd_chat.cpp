@@ -2,8 +2,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -23,18 +21,6 @@ struct ChatFlags {
     std::string session;
     std::string template_name;
 };
-
-// Ctrl-C stops the reply being generated; outside a reply it ends the program as usual.
-std::atomic<Llama*> g_generating{nullptr};
-
-void on_sigint(int) {
-    if (Llama* l = g_generating.load()) {
-        l->cancel();  // an atomic store: safe in a signal handler
-    } else {
-        std::signal(SIGINT, SIG_DFL);
-        std::raise(SIGINT);
-    }
-}
 
 const char* kHelp =
     "commands: /clear (forget the conversation, keep the system prompt), /save FILE, /load FILE, /exit\n";
@@ -95,7 +81,6 @@ void run_chat(const ChatFlags& f) {
 
     const bool interactive = ::isatty(STDIN_FILENO) == 1;
     if (interactive) std::fprintf(stderr, "%s", kHelp);
-    std::signal(SIGINT, on_sigint);
     std::string line;
     for (;;) {
         if (interactive) {
@@ -109,13 +94,15 @@ void run_chat(const ChatFlags& f) {
             if (!run_command(line, chat, f.session)) break;
             continue;
         }
-        g_generating.store(&*llama);
         TextWriter reply_out;
-        auto turn = chat.send(line, options, [&](const CompletionChunk& c) {
-            reply_out.write(c.text);
-            return StreamAction::Continue;
-        });
-        g_generating.store(nullptr);
+        Result<ChatTurn> turn = make_error(ErrorCode::kInternal, "no turn");
+        {
+            CancelOnSigint ctrl_c(*llama);  // Ctrl-C stops the reply; outside a reply it ends the program
+            turn = chat.send(line, options, [&](const CompletionChunk& c) {
+                reply_out.write(c.text);
+                return StreamAction::Continue;
+            });
+        }
         std::printf("\n");
         std::fflush(stdout);
         if (!turn.ok()) {
@@ -138,7 +125,6 @@ void run_chat(const ChatFlags& f) {
             }
         }
     }
-    std::signal(SIGINT, SIG_DFL);
 }
 
 }  // namespace

@@ -76,14 +76,20 @@ void run_complete(const CompleteFlags& f) {
     const bool stream = !f.json_out;
     TextWriter text_out;
     if (stream && f.echo) text_out.write(*prompt);
-    auto out = llama->create_completion_stream(*prompt, *options, [&](const CompletionChunk& c) {
-        if (stream) text_out.write(c.text);
-        return StreamAction::Continue;
-    });
+    Result<Completion> out = make_error(ErrorCode::kInternal, "no completion");
+    {
+        CancelOnSigint ctrl_c(*llama);  // Ctrl-C ends the text (StopReason::Cancelled) instead of the process
+        out = llama->create_completion_stream(*prompt, *options, [&](const CompletionChunk& c) {
+            if (stream) text_out.write(c.text);
+            return StreamAction::Continue;
+        });
+    }
     // On a terminal the text always ends with a newline: after an error too, so neither the message nor
     // the shell prompt runs into the text.
     text_out.end_line();
     if (!out.ok()) return fail(out.error());
+    // Interrupted: the text so far was printed; exit as a process stopped by SIGINT does (128 + 2).
+    if (out->stop_reason == StopReason::Cancelled) exit_code() = 130;
     if (f.json_out) {
         // Replace invalid UTF-8 (a model can end mid-character) rather than fail to print the result.
         std::printf("%s\n", completion_json(*out).dump(-1, ' ', false, json::error_handler_t::replace).c_str());
