@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "cli_common.h"
 #include "commands.h"
 
 namespace llama_crab::cli {
@@ -155,18 +156,13 @@ CLI::Validator int_range(long long lo, long long hi, const std::string& note) {
 }
 
 CLI::Validator int_list_range(long long lo, long long hi, const std::string& note) {
-    const CLI::Validator one = int_range(lo, hi, note);
+    const std::string suffix = note.empty() ? "" : " (" + note + ")";
     return CLI::Validator(
-        [one](std::string& s) -> std::string {
-            size_t i = 0;
-            while (i <= s.size()) {
-                size_t j = s.find(',', i);
-                if (j == std::string::npos) j = s.size();
-                std::string item = s.substr(i, j - i);
-                while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-                while (!item.empty() && item.back() == ' ') item.pop_back();
-                if (std::string err = one(item); !err.empty()) return err;
-                i = j + 1;
+        [lo, hi, suffix](std::string& s) -> std::string {
+            auto items = parse_int_list(s, "list");
+            if (!items.ok()) return items.error().message;
+            for (int v : *items) {
+                if (v < lo || v > hi) return fmt::format("{} is outside the valid range: {}{}", v, range_text(lo, hi), suffix);
             }
             return {};
         },
