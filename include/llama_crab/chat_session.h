@@ -34,7 +34,7 @@ struct ChatSessionOptions {
     std::string system_prompt;                 // empty: no system message
     std::optional<std::string> template_name;  // a built-in template instead of the model's own
     // Tokens kept free for the reply when deciding whether to shift: the turn's max_tokens when it is > 0,
-    // else this many (0: a quarter of the context).
+    // else this many (0: a quarter of the context); never more than half the context.
     int32_t reply_reserve = 0;
 };
 
@@ -59,6 +59,9 @@ public:
     const ChatSessionOptions& options() const { return options_; }
     // Forgets the turns, keeps the system prompt. The KV cache keeps what the next turn can still reuse.
     void clear();
+    // Replaces the history with these messages (a conversation kept elsewhere). The KV cache is kept: the next
+    // turn reuses the longest prefix it still shares with the new history.
+    void set_messages(std::vector<ChatMessage> messages) { messages_ = std::move(messages); }
 
     // Writes the history and the KV state of the conversation to one file (temp file, fsync, rename).
     Status save(const std::string& path) const;
@@ -67,7 +70,8 @@ public:
     Status load(const std::string& path);
 
 private:
-    Result<int32_t> shift_to_fit(const std::vector<Token>& needed_tokens, int32_t reserve, ChatTurn& turn,
+    // Drops the oldest turns until tokens (the rendered history, updated) plus reserve fit in the context.
+    Result<int32_t> shift_to_fit(std::vector<Token>& tokens, int32_t reserve, ChatTurn& turn,
                                  std::vector<ChatMessage>& history);
 
     Llama* llama_;

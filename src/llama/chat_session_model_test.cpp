@@ -2,6 +2,8 @@
 // the context shift keeps the system prompt, and save/load resumes a session exactly.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "llama_crab/chat_session.h"
 #include "support/testdata.h"
 
@@ -165,6 +167,119 @@ TEST_F(ChatSessionStories, DamagedSessionFilesAreRefusedWithoutChangingTheSessio
     bad_json[100] ^= 0x01;  // inside the history JSON
     EXPECT_EQ(try_bytes(bad_json), ErrorCode::kChecksum);
     EXPECT_FALSE(target.load((dir / "missing").string()).ok());
+}
+
+// A reply cut mid-character (by max_tokens) is bytes, not UTF-8; the session still saves, losslessly.
+TEST_F(ChatSessionStories, HistoryWithInvalidUtf8IsSavedAndLoadedExactly) {
+    testing::TempDir dir;
+    const std::string path = (dir / "chat.session").string();
+    ChatSession chat(*llama_, with_system("sys \xF2\x85"));
+    const std::vector<ChatMessage> history = {{"system", "sys \xF2\x85"},
+                                              {"user", "hi"},
+                                              {"assistant", "time\xF2\x85\xB2on\x98 and \xE2\x82"},
+                                              {"user", "plain \"quoted\" text"},
+                                              {"assistant", "\xC3"}};
+    chat.set_messages(history);
+    const Status st = chat.save(path);
+    ASSERT_TRUE(st.ok()) << st.error().to_string();
+    ChatSession resumed(*llama_);
+    const Status ld = resumed.load(path);
+    ASSERT_TRUE(ld.ok()) << ld.error().to_string();
+    ASSERT_EQ(resumed.messages().size(), history.size());
+    for (size_t i = 0; i < history.size(); ++i) {
+        EXPECT_EQ(resumed.messages()[i].role, history[i].role);
+        EXPECT_EQ(resumed.messages()[i].content, history[i].content) << i;
+    }
+    EXPECT_EQ(resumed.options().system_prompt, "sys \xF2\x85");
+}
+
+TEST_F(ChatSessionStories, SaveFailureNamesTheSessionPath) {
+    testing::TempDir dir;
+    const std::string path = (dir / "no-such-folder" / "chat.session").string();
+    ChatSession chat(*llama_);
+    const Status st = chat.save(path);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("'" + path + "'"), std::string::npos) << st.error().message;
+    EXPECT_EQ(st.error().message.find(".tmp-"), std::string::npos) << st.error().message;
+}
+
+// n alternating user/assistant messages.
+std::vector<ChatMessage> long_history(size_t n) {
+    std::vector<ChatMessage> msgs;
+    for (size_t i = 0; i < n; ++i) msgs.push_back({i % 2 == 0 ? "user" : "assistant", "message " + std::to_string(i) + " says hi"});
+    return msgs;
+}
+
+double seconds_for_turn(Llama& llama, size_t n_messages) {
+    double best = 1e9;
+    for (int rep = 0; rep < 3; ++rep) {
+        ChatSession chat(llama);
+        chat.set_messages(long_history(n_messages));
+        const auto t0 = std::chrono::steady_clock::now();
+        auto t = chat.send("hello", greedy(1));
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        EXPECT_TRUE(t.ok()) << t.error().to_string();
+        if (t.ok()) {
+            EXPECT_TRUE(t->context_shifted);
+        }
+        best = std::min(best, s);
+    }
+    return best;
+}
+
+// A reply limit as large as the context (chat -n 512 on a 512-token model) still leaves room for the prompt.
+TEST_F(ChatSessionStories, ReplyLimitLargerThanTheContextStillChats) {
+    auto small = load_stories(128);
+    ASSERT_TRUE(small);
+    ChatSession chat(*small);
+    for (int i = 0; i < 3; ++i) {
+        auto t = chat.send("Tell me a story.", greedy(512));
+        ASSERT_TRUE(t.ok()) << "turn " << i << ": " << t.error().to_string();
+        EXPECT_LE((int64_t)small->kv_tokens().size(), 128);
+    }
+}
+
+// The shift drops the fewest turns that make room: one pair fewer would not fit.
+TEST_F(ChatSessionStories, ContextShiftDropsTheFewestTurns) {
+    auto small = load_stories(256);
+    ASSERT_TRUE(small);
+    for (size_t n : {10, 60, 400, 2000}) {
+        std::vector<ChatMessage> history;
+        for (size_t i = 0; i < n; ++i) {
+            std::string text = "m" + std::to_string(i);
+            for (size_t w = 0; w < (i * 7) % 11; ++w) text += " word";
+            history.push_back({i % 2 == 0 ? "user" : "assistant", text});
+        }
+        ChatSession chat(*small);
+        chat.set_messages(history);
+        auto t = chat.send("hello", greedy(4));
+        ASSERT_TRUE(t.ok()) << t.error().to_string();
+        ASSERT_TRUE(t->context_shifted) << n;
+        const size_t d = (size_t)t->n_dropped_messages;
+        ASSERT_GE(d, 2u);
+        ASSERT_EQ(d % 2, 0u);
+        auto render = [&](size_t drop) {
+            std::vector<ChatMessage> h(history.begin() + (ptrdiff_t)drop, history.end());
+            h.push_back({"user", "hello"});
+            auto tokens = small->tokenize_chat(h, true);
+            EXPECT_TRUE(tokens.ok());
+            return tokens.ok() ? tokens->size() : 0;
+        };
+        EXPECT_LE(render(d) + 4, 256u) << n;
+        EXPECT_GT(render(d - 2) + 4, 256u) << n;
+    }
+}
+
+// A turn of a long session costs time linear in the history: the shift that drops old turns must not
+// re-render the history once per dropped turn (12,000 messages took > 20 s a turn). Measured as the cost
+// ratio of a 4x longer history in this process, with a generous bound (linear: ~4, quadratic: ~16).
+TEST_F(ChatSessionStories, LongHistoryTurnCostIsLinearInTheHistory) {
+    auto small = load_stories(256);
+    ASSERT_TRUE(small);
+    const double t_small = seconds_for_turn(*small, 3000);
+    const double t_large = seconds_for_turn(*small, 12000);
+    std::fprintf(stderr, "turn with 3000 messages: %.3f s, 12000 messages: %.3f s\n", t_small, t_large);
+    EXPECT_LT(t_large, 10.0 * std::max(t_small, 0.005));
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ Status AtomicFileWriter::open(const std::string& path) {
     path_ = path;
     tmp_ = (dir / fmt::format(".{}.tmp-{:08x}{:08x}", target.filename().string(), rd(), rd())).string();
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0) return make_error(ErrorCode::kIo, fmt::format("cannot create '{}': {}", tmp_, std::strerror(errno)));
+    if (fd_ < 0) return make_error(ErrorCode::kIo, fmt::format("cannot write '{}': {}", path_, std::strerror(errno)));
     return {};
 }
 
@@ -81,7 +81,7 @@ Status AtomicFileWriter::append(const void* data, size_t size) {
             if (errno == EINTR) continue;
             const int e = errno;
             abandon();
-            return make_error(ErrorCode::kIo, fmt::format("cannot write '{}': {}", tmp_, std::strerror(e)));
+            return make_error(ErrorCode::kIo, fmt::format("cannot write '{}': {}", path_, std::strerror(e)));
         }
         done += (size_t)w;
     }
@@ -93,14 +93,14 @@ Status AtomicFileWriter::commit() {
     if (::fsync(fd_) != 0) {
         const int e = errno;
         abandon();
-        return make_error(ErrorCode::kIo, fmt::format("cannot flush '{}': {}", tmp_, std::strerror(e)));
+        return make_error(ErrorCode::kIo, fmt::format("cannot write '{}' (fsync): {}", path_, std::strerror(e)));
     }
     ::close(fd_);
     fd_ = -1;
     if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
         const int e = errno;
         ::unlink(tmp_.c_str());
-        return make_error(ErrorCode::kIo, fmt::format("cannot rename '{}' to '{}': {}", tmp_, path_, std::strerror(e)));
+        return make_error(ErrorCode::kIo, fmt::format("cannot write '{}' (rename of the temporary file): {}", path_, std::strerror(e)));
     }
     const std::string dir = std::filesystem::path(path_).has_parent_path() ? std::filesystem::path(path_).parent_path().string() : ".";
     const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -122,7 +122,7 @@ TEST_F(CliComplete, BadInputGivesAClearErrorAndNonZeroStatus) {
     EXPECT_NE(run(base + " --prompt '' 2>&1"), 0);
     EXPECT_NE(out.find("empty"), std::string::npos) << out;
     EXPECT_NE(run(base + " --prompt hi --top-p 7 2>&1"), 0);
-    EXPECT_NE(out.find("top_p"), std::string::npos) << out;
+    EXPECT_NE(out.find("--top-p: 7 is outside the valid range: 0 to 1"), std::string::npos) << out;
     EXPECT_NE(run(testing::cli_path().string() + " complete --model /nonexistent.gguf --prompt hi 2>&1"), 0);
     EXPECT_NE(out.find("nonexistent"), std::string::npos) << out;
 }

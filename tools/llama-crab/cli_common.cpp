@@ -62,19 +62,24 @@ std::string cache_folder() {
     return "/tmp/llama-crab";
 }
 
+// One line, every time the default model is used: its text is gibberish, and how to get real text.
+constexpr const char* kDefaultModelNote =
+    "llama-crab: no --model given: using the built-in default model, random weights that write gibberish, only for "
+    "trying the machinery; give --model FILE.gguf for real text";
+
 Result<std::string> resolve_model_path(const std::string& given) {
     if (!given.empty()) return given;
     // The built-in default: a small random-weight llama with the built-in vocabulary, made once.
     const std::string dir = cache_folder();
     const std::string path = dir + "/default-llama-v1.gguf";
     if (std::filesystem::exists(path)) {
-        std::fprintf(stderr, "llama-crab: no --model given; using the built-in default model %s (random weights)\n", path.c_str());
+        std::fprintf(stderr, "%s\n", kDefaultModelNote);
         return path;
     }
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return make_error(ErrorCode::kIo, fmt::format("cannot create '{}': {}", dir, ec.message()));
-    std::fprintf(stderr, "llama-crab: no --model given; making the built-in default model at %s\n", path.c_str());
+    std::fprintf(stderr, "%s (making it at %s)\n", kDefaultModelNote, path.c_str());
     RandomModelSpec spec;
     spec.n_embd = 256;
     spec.n_layer = 4;

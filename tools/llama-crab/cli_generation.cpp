@@ -4,46 +4,95 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
+#include <limits>
 
 #include "cli_common.h"
+#include "cli_flags.h"
+#include "gguf/gguf.h"
 #include "llama_crab/cache.h"
+#include "llama_crab/text.h"
 
 namespace llama_crab::cli {
 
 void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
-    cmd->add_option("--model,-m", f.model, "GGUF model file (default: the built-in model)");
-    cmd->add_option("-n,--n-predict", f.n_predict, "tokens to generate at most (<= 0: until the context is full)")->default_val(f.n_predict);
-    cmd->add_option("--temp", f.temp, "temperature (0: greedy)")->default_val(f.temp);
-    cmd->add_option("--top-k", f.top_k, "top-k (0: off)")->default_val(f.top_k);
-    cmd->add_option("--top-p", f.top_p, "top-p (1: off)")->default_val(f.top_p);
-    cmd->add_option("--min-p", f.min_p, "min-p (0: off)")->default_val(f.min_p);
-    cmd->add_option("--repeat-penalty", f.repeat_penalty, "repetition penalty (1: off)")->default_val(f.repeat_penalty);
-    cmd->add_option("--repeat-last-n", f.repeat_last_n, "tokens the penalties look back at")->default_val(f.repeat_last_n);
-    cmd->add_option("--presence-penalty", f.presence_penalty, "presence penalty")->default_val(f.presence_penalty);
-    cmd->add_option("--frequency-penalty", f.frequency_penalty, "frequency penalty")->default_val(f.frequency_penalty);
-    cmd->add_option("--mirostat", f.mirostat, "mirostat version (0: off, 1, 2)")->default_val(f.mirostat);
-    cmd->add_option("--seed", f.seed, "sampling seed (-1: random)")->default_val(f.seed);
+    constexpr double kInf = std::numeric_limits<double>::infinity();
+    constexpr int kMaxInt = std::numeric_limits<int>::max();
+    cmd->add_option("--model,-m", f.model, "GGUF model file (default: the built-in model, random weights)");
+    cmd->add_option("-n,--n-predict", f.n_predict, "tokens to generate at most (0: until the context is full)")
+        ->default_val(f.n_predict)
+        ->check(int_range(0, kMaxInt, "0: until the context is full"));
+    cmd->add_option("--temp", f.temp, "temperature (0: greedy, always the most likely token)")
+        ->default_val(f.temp)
+        ->check(real_range(0.0, kInf, "0 is greedy"));
+    cmd->add_option("--top-k", f.top_k, "top-k (0: off)")->default_val(f.top_k)->check(int_range(0, kMaxInt, "0: off"));
+    cmd->add_option("--top-p", f.top_p, "top-p (1: off)")->default_val(f.top_p)->check(real_range(0.0, 1.0, "1: off"));
+    cmd->add_option("--min-p", f.min_p, "min-p (0: off)")->default_val(f.min_p)->check(real_range(0.0, 1.0, "0: off"));
+    cmd->add_option("--repeat-penalty", f.repeat_penalty, "repetition penalty (1: off)")
+        ->default_val(f.repeat_penalty)
+        ->check(real_range(0.0, kInf, "1: off"));
+    cmd->add_option("--repeat-last-n", f.repeat_last_n, "tokens the penalties look back at")
+        ->default_val(f.repeat_last_n)
+        ->check(int_range(0, kMaxInt));
+    cmd->add_option("--presence-penalty", f.presence_penalty, "presence penalty")
+        ->default_val(f.presence_penalty)
+        ->check(real_range(-2.0, 2.0, "0: off"));
+    cmd->add_option("--frequency-penalty", f.frequency_penalty, "frequency penalty")
+        ->default_val(f.frequency_penalty)
+        ->check(real_range(-2.0, 2.0, "0: off"));
+    cmd->add_option("--mirostat", f.mirostat, "mirostat version (0: off, 1, 2)")->default_val(f.mirostat)->check(int_range(0, 2));
+    cmd->add_option("--seed", f.seed, "sampling seed (-1: random)")->default_val(f.seed)->check(int_range(-1, 0xFFFFFFFFLL, "-1: random"));
     cmd->add_flag("--greedy", f.greedy, "always take the most likely token (same as --temp 0)");
     cmd->add_option("--stop", f.stop, "stop string, never printed (repeatable)");
-    cmd->add_option("--ctx-size,-c", f.ctx_size, "context size in tokens")->default_val(f.ctx_size);
-    cmd->add_option("--batch-size,-b", f.batch_size, "prompt tokens decoded per step")->default_val(f.batch_size);
-    cmd->add_option("--threads,-t", f.threads, "threads (default: all cores)");
+    cmd->add_option("--ctx-size,-c", f.ctx_size,
+                    "context size in tokens (0: min(2048, the model's trained context); more than the trained context: a warning)")
+        ->default_val(f.ctx_size)
+        ->check(int_range(0, 1 << 24));
+    cmd->add_option("--batch-size,-b", f.batch_size, "prompt tokens decoded per step")
+        ->default_val(f.batch_size)
+        ->check(int_range(1, 1 << 16));
+    cmd->add_option("--threads,-t", f.threads, "threads (0: all cores)")->check(int_range(0, kMaxThreads, "0: all cores"));
     cmd->add_option("--kv-type", f.kv_type, "KV cache type: f16 or f32")->default_val(f.kv_type);
     cmd->add_option("--cache-dir", f.cache_dir, "prefix cache folder (a DiskCache shared by every run and process)");
-    cmd->add_option("--cache-bytes", f.cache_bytes, "byte budget of --cache-dir")->default_val(f.cache_bytes);
+    add_byte_size_option(cmd, "--cache-bytes", f.cache_bytes, "byte budget of --cache-dir");
     cmd->add_flag("--no-cache", f.no_cache, "neither look up nor store the prefix cache");
 }
+
+namespace {
+
+// The trained context from the GGUF header (0 when the file does not say).
+int64_t trained_context(const std::string& path) {
+    auto gguf = GgufFile::open(path);
+    if (!gguf.ok()) return 0;  // Llama::load reports what is wrong with the file
+    auto arch = gguf->get_string("general.architecture");
+    if (!arch.ok() || !*arch) return 0;
+    auto n = gguf->get_int(**arch + ".context_length");
+    return n.ok() && *n ? **n : 0;
+}
+
+}  // namespace
 
 Result<Llama> open_llama(const GenerationFlags& f) {
     LC_ASSIGN_OR_RETURN(std::string path, resolve_model_path(f.model));
     LC_ASSIGN_OR_RETURN(KvType kv, parse_kv_type(f.kv_type));
-    if (f.ctx_size < 8) return make_error(ErrorCode::kInvalidArgument, fmt::format("--ctx-size {} is too small", f.ctx_size));
-    if (f.batch_size < 1) return make_error(ErrorCode::kInvalidArgument, fmt::format("--batch-size {} must be positive", f.batch_size));
-    if (f.cache_bytes <= 0) return make_error(ErrorCode::kInvalidArgument, "--cache-bytes must be positive");
+    const int64_t n_ctx_train = trained_context(path);
+    int ctx_size = f.ctx_size;
+    if (ctx_size == 0) {
+        ctx_size = n_ctx_train > 0 ? (int)std::min<int64_t>(2048, n_ctx_train) : 2048;
+    } else if (n_ctx_train > 0 && ctx_size > n_ctx_train) {
+        std::fprintf(stderr,
+                     "warning: --ctx-size %d is more than the %lld tokens the model was trained on; without RoPE scaling "
+                     "the text degrades past %lld tokens\n",
+                     ctx_size, (long long)n_ctx_train, (long long)n_ctx_train);
+    }
+    if (ctx_size < 8) return make_error(ErrorCode::kInvalidArgument, fmt::format("--ctx-size {} is too small (at least 8)", ctx_size));
+    if (f.cache_bytes == 0) return make_error(ErrorCode::kInvalidArgument, "--cache-bytes must be positive");
     auto bar = std::make_shared<ProgressBar>("loading");
     LlamaParams params(path);
-    params.with_n_ctx(f.ctx_size).with_n_batch(f.batch_size).with_n_ubatch(f.batch_size).with_n_threads(f.threads).with_kv_type(kv);
+    params.with_n_ctx(ctx_size).with_n_batch(f.batch_size).with_n_ubatch(f.batch_size).with_n_threads(f.threads).with_kv_type(kv);
     params.with_progress([bar](float p) {
         bar->update(p);
         return true;
@@ -74,7 +123,6 @@ Result<CompletionOptions> completion_options(const GenerationFlags& f) {
     sp.presence_penalty = f.presence_penalty;
     sp.frequency_penalty = f.frequency_penalty;
     sp.mirostat = f.mirostat;
-    if (f.seed < -1 || f.seed > 0xFFFFFFFFLL) return make_error(ErrorCode::kInvalidArgument, fmt::format("--seed {} is out of range", f.seed));
     if (f.seed >= 0) o.seed = (uint32_t)f.seed;
     if (auto st = validate_sampling_params(sp); !st.ok()) {
         return make_error(ErrorCode::kInvalidArgument, "sampling flags: " + st.error().message);
@@ -87,6 +135,53 @@ Result<CompletionOptions> completion_options(const GenerationFlags& f) {
         if (done >= total) bar->finish();
     };
     return o;
+}
+
+namespace {
+
+std::atomic<Llama*> g_generating{nullptr};
+
+void on_sigint(int) {
+    if (Llama* l = g_generating.load()) {
+        l->cancel();  // an atomic store: safe in a signal handler
+    } else {
+        std::signal(SIGINT, SIG_DFL);
+        std::raise(SIGINT);
+    }
+}
+
+}  // namespace
+
+CancelOnSigint::CancelOnSigint(Llama& llama) {
+    g_generating.store(&llama);
+    std::signal(SIGINT, on_sigint);
+}
+
+CancelOnSigint::~CancelOnSigint() {
+    g_generating.store(nullptr);
+    std::signal(SIGINT, SIG_DFL);
+}
+
+TextWriter::TextWriter() : terminal_(::isatty(STDOUT_FILENO) == 1) {}
+
+void TextWriter::write(std::string_view text) {
+    if (text.empty()) return;
+    if (terminal_) {
+        const std::string shown = to_valid_utf8(text);
+        std::fwrite(shown.data(), 1, shown.size(), stdout);
+    } else {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+    }
+    std::fflush(stdout);
+    line_open_ = text.back() != '\n';
+}
+
+void TextWriter::end_line() {
+    if (terminal_ && line_open_) {
+        std::fputc('\n', stdout);
+        std::fflush(stdout);
+    }
+    line_open_ = false;
 }
 
 ProgressBar::ProgressBar(std::string label) : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1) {}

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "cli_common.h"
+#include "cli_flags.h"
 #include "commands.h"
 
 namespace llama_crab::cli {
@@ -137,7 +138,9 @@ void register_bench_commands(CLI::App& app) {
     cmd->add_option("--model,-m", o->model, "GGUF model file (default: the built-in model)");
     cmd->add_option("-p,--n-prompt", o->prompts, "prompt sizes, comma-separated")->default_val("512");
     cmd->add_option("-n,--n-gen", o->gens, "generation lengths, comma-separated")->default_val("128");
-    cmd->add_option("-t,--threads", o->threads, "thread counts, comma-separated")->default_val("2");
+    cmd->add_option("-t,--threads", o->threads, "thread counts, comma-separated")
+        ->default_val("2")
+        ->check(int_list_range(1, kMaxThreads));
     cmd->add_option("-r,--repetitions", o->reps, "repetitions")->default_val(3)->check(CLI::Range(1, 1000));
     cmd->add_option("-b,--batch-size", o->n_batch, "batch size")->default_val(512);
     cmd->add_option("--ubatch-size,--ub", o->n_ubatch, "micro-batch size")->default_val(512);

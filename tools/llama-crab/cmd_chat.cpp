@@ -2,8 +2,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -23,18 +21,6 @@ struct ChatFlags {
     std::string session;
     std::string template_name;
 };
-
-// Ctrl-C stops the reply being generated; outside a reply it ends the program as usual.
-std::atomic<Llama*> g_generating{nullptr};
-
-void on_sigint(int) {
-    if (Llama* l = g_generating.load()) {
-        l->cancel();  // an atomic store: safe in a signal handler
-    } else {
-        std::signal(SIGINT, SIG_DFL);
-        std::raise(SIGINT);
-    }
-}
 
 const char* kHelp =
     "commands: /clear (forget the conversation, keep the system prompt), /save FILE, /load FILE, /exit\n";
@@ -66,7 +52,7 @@ bool run_command(const std::string& line, ChatSession& chat, const std::string& 
         return true;
     }
     if (!session_path.empty()) {
-        if (auto st = chat.save(session_path); !st.ok()) std::fprintf(stderr, "error: %s\n", st.error().message.c_str());
+        if (auto st = chat.save(session_path); !st.ok()) fail(st.error());
     }
     return true;
 }
@@ -79,7 +65,11 @@ void run_chat(const ChatFlags& f) {
 
     ChatSessionOptions so;
     so.system_prompt = f.system;
-    if (!f.template_name.empty()) so.template_name = f.template_name;
+    if (!f.template_name.empty()) {
+        so.template_name = f.template_name;
+    } else if (!llama->model().meta_string("tokenizer.chat_template")) {
+        std::fprintf(stderr, "[the model has no chat template: using the built-in 'chatml' (--template NAME picks another)]\n");
+    }
     ChatSession chat(*llama, so);
     if (!f.session.empty() && std::filesystem::exists(f.session)) {
         if (auto st = chat.load(f.session); !st.ok()) return fail(st.error());
@@ -91,7 +81,6 @@ void run_chat(const ChatFlags& f) {
 
     const bool interactive = ::isatty(STDIN_FILENO) == 1;
     if (interactive) std::fprintf(stderr, "%s", kHelp);
-    std::signal(SIGINT, on_sigint);
     std::string line;
     for (;;) {
         if (interactive) {
@@ -105,13 +94,15 @@ void run_chat(const ChatFlags& f) {
             if (!run_command(line, chat, f.session)) break;
             continue;
         }
-        g_generating.store(&*llama);
-        auto turn = chat.send(line, options, [](const CompletionChunk& c) {
-            std::fwrite(c.text.data(), 1, c.text.size(), stdout);
-            std::fflush(stdout);
-            return StreamAction::Continue;
-        });
-        g_generating.store(nullptr);
+        TextWriter reply_out;
+        Result<ChatTurn> turn = make_error(ErrorCode::kInternal, "no turn");
+        {
+            CancelOnSigint ctrl_c(*llama);  // Ctrl-C stops the reply; outside a reply it ends the program
+            turn = chat.send(line, options, [&](const CompletionChunk& c) {
+                reply_out.write(c.text);
+                return StreamAction::Continue;
+            });
+        }
         std::printf("\n");
         std::fflush(stdout);
         if (!turn.ok()) {
@@ -127,10 +118,13 @@ void run_chat(const ChatFlags& f) {
         }
         if (turn->completion.stop_reason == StopReason::Cancelled) std::fprintf(stderr, "[stopped]\n");
         if (!f.session.empty()) {
-            if (auto st = chat.save(f.session); !st.ok()) std::fprintf(stderr, "error: %s\n", st.error().message.c_str());
+            if (auto st = chat.save(f.session); !st.ok()) {
+                // The conversation is not on disk: say so (the message names the session file) and exit non-zero.
+                fail(st.error());
+                if (!interactive) break;
+            }
         }
     }
-    std::signal(SIGINT, SIG_DFL);
 }
 
 }  // namespace
@@ -142,7 +136,10 @@ void register_chat_command(CLI::App& app) {
     add_generation_flags(cmd, f->gen);
     cmd->add_option("--system", f->system, "system prompt");
     cmd->add_option("--session", f->session, "session file: resumed when it exists, saved after every turn");
-    cmd->add_option("--template", f->template_name, "a built-in chat template instead of the model's own (chatml, llama2, llama3, ...)");
+    std::string names;
+    for (const auto& n : ChatTemplate::builtin_names()) names += (names.empty() ? "" : ", ") + n;
+    cmd->add_option("--template", f->template_name, "a built-in chat template instead of the model's own: " + names)
+        ->check(CLI::IsMember(ChatTemplate::builtin_names()));
     cmd->callback([f] { run_chat(*f); });
 }
 

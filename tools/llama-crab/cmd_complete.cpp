@@ -74,25 +74,28 @@ void run_complete(const CompleteFlags& f) {
     if (!llama.ok()) return fail(llama.error());
 
     const bool stream = !f.json_out;
-    if (stream && f.echo) {
-        std::fwrite(prompt->data(), 1, prompt->size(), stdout);
-        std::fflush(stdout);
+    TextWriter text_out;
+    if (stream && f.echo) text_out.write(*prompt);
+    Result<Completion> out = make_error(ErrorCode::kInternal, "no completion");
+    {
+        CancelOnSigint ctrl_c(*llama);  // Ctrl-C ends the text (StopReason::Cancelled) instead of the process
+        out = llama->create_completion_stream(*prompt, *options, [&](const CompletionChunk& c) {
+            if (stream) text_out.write(c.text);
+            return StreamAction::Continue;
+        });
     }
-    auto out = llama->create_completion_stream(*prompt, *options, [&](const CompletionChunk& c) {
-        if (stream && !c.text.empty()) {
-            std::fwrite(c.text.data(), 1, c.text.size(), stdout);
-            std::fflush(stdout);
-        }
-        return StreamAction::Continue;
-    });
+    // On a terminal the text always ends with a newline: after an error too, so neither the message nor
+    // the shell prompt runs into the text.
+    text_out.end_line();
     if (!out.ok()) return fail(out.error());
+    // Interrupted: the text so far was printed; exit as a process stopped by SIGINT does (128 + 2).
+    if (out->stop_reason == StopReason::Cancelled) exit_code() = 130;
     if (f.json_out) {
         // Replace invalid UTF-8 (a model can end mid-character) rather than fail to print the result.
         std::printf("%s\n", completion_json(*out).dump(-1, ' ', false, json::error_handler_t::replace).c_str());
         return;
     }
-    // Piped output is exactly the generated text; a terminal gets a final newline and a summary.
-    if (::isatty(STDOUT_FILENO) == 1) std::printf("\n");
+    // Piped output is exactly the generated text; a terminal gets a summary.
     if (::isatty(STDERR_FILENO) == 1) {
         const Timings& t = out->timings;
         std::fprintf(stderr, "[%s; prompt %d tokens (%d cached), prefill %.1f ms (%.1f tok/s), %d tokens at %.1f tok/s]\n",

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "cli_common.h"
+#include "cli_flags.h"
 #include "commands.h"
 
 namespace llama_crab::cli {
@@ -28,7 +29,7 @@ void add_run_options(CLI::App* cmd, RunOptions& o) {
     cmd->add_option("--model,-m", o.model, "GGUF model file (default: the built-in model)");
     cmd->add_option("--tokens", o.tokens, "token ids, comma-separated")->required();
     cmd->add_option("--kv-type", o.kv_type, "KV cache type: f16 or f32")->default_val("f16");
-    cmd->add_option("--threads,-t", o.threads, "threads (default: all cores)");
+    cmd->add_option("--threads,-t", o.threads, "threads (default: all cores)")->check(int_range(0, kMaxThreads, "0: all cores"));
     cmd->add_option("--ctx-size,-c", o.ctx_size, "context size in tokens (default: enough for the run)");
     cmd->add_flag("--json", o.json_out, "print JSON");
 }

@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "cli_common.h"
+#include "cli_flags.h"
 #include "commands.h"
+#include "llama_crab/chat.h"
 #include "server.h"
 
 namespace llama_crab::cli {
@@ -68,22 +70,20 @@ void register_serve_command(CLI::App& app) {
     cmd->add_option("--batch-size,-b", o.n_batch, "most tokens decoded per step (bounds how long a prefill delays the others)")
         ->capture_default_str()
         ->check(CLI::Range(1, 1 << 16));
-    cmd->add_option("--threads,-t", o.n_threads, "compute threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
+    cmd->add_option("--threads,-t", o.n_threads, "compute threads (0: all cores)")
+        ->capture_default_str()
+        ->check(int_range(0, kMaxThreads, "0: all cores"));
     cmd->add_option("--kv-type", f->kv_type, "KV cache type: f16 or f32")->capture_default_str();
-    cmd->add_option("--chat-template", f->chat_template, "use this built-in chat template instead of the model's own");
+    cmd->add_option("--template,--chat-template", f->chat_template, "use this built-in chat template instead of the model's own")
+        ->check(CLI::IsMember(ChatTemplate::builtin_names()));
     cmd->add_option("--cache-dir", o.cache_dir, "disk prefix cache folder (kept across restarts)");
-    cmd->add_option("--cache-bytes", o.cache_bytes, "disk prefix cache budget (e.g. 4GB)")
-        ->transform(CLI::AsSizeValue(false))
-        ->capture_default_str();
-    cmd->add_option("--ram-cache-bytes", o.ram_cache_bytes, "RAM prefix cache budget (0: none; e.g. 512MB)")
-        ->transform(CLI::AsSizeValue(false))
-        ->capture_default_str();
+    o.cache_bytes = kDefaultCacheBytes;
+    add_byte_size_option(cmd, "--cache-bytes", o.cache_bytes, "disk prefix cache budget");
+    add_byte_size_option(cmd, "--ram-cache-bytes", o.ram_cache_bytes, "RAM prefix cache budget (0: none)");
     cmd->add_option("--api-key", o.api_key, "require 'Authorization: Bearer KEY' on every endpoint but /health");
     cmd->add_option("--model-alias", o.model_alias, "model name reported by /v1/models (default: the file name)");
     cmd->add_option("--slot-save-dir", o.slot_save_dir, "folder for POST /slots/{id}?action=save|restore files");
-    cmd->add_option("--max-body-bytes", o.max_body_bytes, "largest accepted request body")
-        ->transform(CLI::AsSizeValue(false))
-        ->capture_default_str();
+    add_byte_size_option(cmd, "--max-body-bytes", o.max_body_bytes, "largest accepted request body");
     cmd->add_option("--max-queue", o.max_queue, "choices that may wait for a slot before requests get 503")
         ->capture_default_str()
         ->check(CLI::Range(1, 1 << 20));

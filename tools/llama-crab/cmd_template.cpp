@@ -1,6 +1,8 @@
 // template render: render a chat template (a model's own, a .jinja file, or a built-in format) for a list
 // of messages and print the prompt exactly.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -17,8 +19,9 @@ namespace {
 
 struct RenderOptions {
     std::string model;
-    std::string template_file;
-    std::string builtin;
+    std::string template_arg;   // --template: a built-in name, else a Jinja file
+    std::string template_file;  // --template-file
+    std::string builtin;        // --builtin (the older spelling of --template NAME)
     std::string messages_file;
     bool add_generation_prompt = false;
     std::string bos_text, eos_text;                      // as given on the command line
@@ -80,10 +83,33 @@ Result<std::optional<std::string>> special_token(const GgufFile& gguf, const cha
     return std::optional<std::string>(std::string(tokens->array[static_cast<size_t>(*id)].str));
 }
 
+bool is_builtin_name(const std::string& name) {
+    const auto names = ChatTemplate::builtin_names();
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string builtin_list() {
+    std::string names;
+    for (const auto& n : ChatTemplate::builtin_names()) names += (names.empty() ? "" : ", ") + n;
+    return names;
+}
+
 Status run_render(RenderOptions o) {
-    const int sources = !o.model.empty() + !o.template_file.empty() + !o.builtin.empty();
+    const int sources = !o.model.empty() + !o.template_arg.empty() + !o.template_file.empty() + !o.builtin.empty();
     if (sources != 1) {
-        return make_error(ErrorCode::kInvalidArgument, "give exactly one of --model, --template or --builtin");
+        return make_error(ErrorCode::kInvalidArgument, "give exactly one of --model, --template or --template-file");
+    }
+    // --template NAME means a built-in template, as in `chat` and `serve`; a value that is not a built-in name
+    // is read as a Jinja file (what --template-file says explicitly).
+    if (!o.template_arg.empty()) {
+        if (is_builtin_name(o.template_arg)) {
+            o.builtin = o.template_arg;
+        } else if (std::filesystem::is_regular_file(o.template_arg)) {
+            o.template_file = o.template_arg;
+        } else {
+            return make_error(ErrorCode::kInvalidArgument, "--template '" + o.template_arg + "' is neither a built-in template (" +
+                                                               builtin_list() + ") nor a Jinja file");
+        }
     }
     Result<ChatTemplate> tmpl = make_error(ErrorCode::kInternal, "no template");
     if (!o.model.empty()) {
@@ -131,10 +157,10 @@ void register_template_commands(CLI::App& app) {
     CLI::App* render = tmpl->add_subcommand(
         "render", "render a chat template for a list of messages and print the prompt exactly (no newline added)");
     render->add_option("--model,-m", o->model, "GGUF model whose tokenizer.chat_template to use");
-    render->add_option("--template", o->template_file, "Jinja2 template file");
-    std::string names;
-    for (const auto& n : ChatTemplate::builtin_names()) names += (names.empty() ? "" : ", ") + n;
-    render->add_option("--builtin", o->builtin, std::string("built-in format: ") + names);
+    render->add_option("--template", o->template_arg,
+                       "a built-in template, as in chat and serve: " + builtin_list() + " (another value: a Jinja file)");
+    render->add_option("--template-file", o->template_file, "a Jinja2 template file");
+    render->add_option("--builtin", o->builtin, "the same as --template NAME")->check(CLI::IsMember(ChatTemplate::builtin_names()));
     render->add_option("--messages", o->messages_file,
                        "JSON file (or - for stdin) holding a list of {\"role\": ..., \"content\": ...}")
         ->required();

@@ -1,6 +1,7 @@
 // `llama-crab tokenize` and `llama-crab detokenize`: they read only the GGUF's tokenizer metadata, so vocab-only files
 // work too.
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "commands.h"
 #include "gguf/gguf.h"
+#include "llama_crab/text.h"
 #include "vocab/vocab.h"
 
 namespace llama_crab::cli {
@@ -119,7 +121,9 @@ int run_detokenize(const DetokenizeOptions& o) {
     if (o.json) {
         std::printf("%s\n", dump_json(nlohmann::json{{"text", text}}).c_str());
     } else {
-        std::fwrite(text.data(), 1, text.size(), stdout);
+        // A terminal gets valid UTF-8 (U+FFFD for bytes that never form a character); a pipe gets the bytes.
+        const std::string shown = ::isatty(STDOUT_FILENO) == 1 ? to_valid_utf8(text) : text;
+        std::fwrite(shown.data(), 1, shown.size(), stdout);
         std::fputc('\n', stdout);
     }
     return 0;

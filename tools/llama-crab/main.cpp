@@ -1,6 +1,7 @@
 // llama-crab: run GGUF language models on the CPU.
 #include <cstdio>
 
+#include "cli_flags.h"
 #include "commands.h"
 
 namespace llama_crab::cli {
@@ -22,6 +23,5 @@ int main(int argc, char** argv) {
     llama_crab::cli::register_chat_command(app);
     llama_crab::cli::register_cache_commands(app);
     llama_crab::cli::register_serve_command(app);
-    CLI11_PARSE(app, argc, argv);
-    return llama_crab::cli::exit_code();
+    return llama_crab::cli::run_cli(app, argc, argv);
 }
