@@ -11,7 +11,7 @@ TOKENS=48
 DIR=$(mktemp -d)
 trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 "$BIN" make-model --n-embd 1024 --n-layer 8 --n-head 16 --n-head-kv 16 --n-ff 2816 --type q4_0 --threads 2 \
-    "$DIR/m.gguf" 2>/dev/null
+    "$DIR/m.gguf" >/dev/null 2>&1
 "$BIN" serve --model "$DIR/m.gguf" --host 127.0.0.1 --port 0 --slots 4 --ctx-size 256 --threads "$THREADS" \
     >"$DIR/log" 2>&1 &
 PID=$!
@@ -29,14 +29,12 @@ post() {
 PROMPTS=("Once upon a time" "The little dog" "Tom liked to play" "In the park there was")
 now() { date +%s.%N; }
 post "warm up"
-best_seq=1e9 best_conc=1e9
+best_seq=1000000 best_conc=1000000
 for _ in $(seq "$ROUNDS"); do
     t0=$(now); for p in "${PROMPTS[@]}"; do post "$p"; done; t1=$(now)
-    for p in "${PROMPTS[@]}"; do post "$p" & done; wait $(jobs -p | grep -v "^$PID$") 2>/dev/null || true; t2=$(now)
-    best_seq=$(echo "s=$t1-$t0; if (s < $best_seq) s else $best_seq" | bc -l)
-    best_conc=$(echo "c=$t2-$t1; if (c < $best_conc) c else $best_conc" | bc -l)
+    pids=(); for p in "${PROMPTS[@]}"; do post "$p" & pids+=($!); done; wait "${pids[@]}"; t2=$(now)
+    best_seq=$(awk -v a="$t0" -v b="$t1" -v best="$best_seq" 'BEGIN { d = b - a; print (d < best ? d : best) }')
+    best_conc=$(awk -v a="$t1" -v b="$t2" -v best="$best_conc" 'BEGIN { d = b - a; print (d < best ? d : best) }')
 done
-total=$((4 * TOKENS))
-printf 'sequential %.1f tok/s, 4 concurrent %.1f tok/s, ratio %.2f (best of %d, --threads %d)\n' \
-    "$(echo "$total/$best_seq" | bc -l)" "$(echo "$total/$best_conc" | bc -l)" "$(echo "$best_seq/$best_conc" | bc -l)" \
-    "$ROUNDS" "$THREADS"
+awk -v s="$best_seq" -v c="$best_conc" -v n=$((4 * TOKENS)) -v r="$ROUNDS" -v t="$THREADS" 'BEGIN {
+    printf "sequential %.1f tok/s, 4 concurrent %.1f tok/s, ratio %.2f (best of %d, --threads %d)\n", n / s, n / c, s / c, r, t }'

@@ -71,8 +71,9 @@ std::string peer_ip(const sockaddr_storage& ss, int& port) {
     return buf;
 }
 
-// Sends all of data, waiting at most timeout_ms for each bit of progress. False when the client is gone or stuck.
-bool send_all(int fd, const char* data, size_t size, int timeout_ms) {
+// Sends all of data, waiting at most timeout_ms for each bit of progress. False when the client is gone or stuck, or
+// the server is stopping (a client that does not read cannot hold up the shutdown).
+bool send_all(int fd, const char* data, size_t size, int timeout_ms, const std::atomic<bool>& stopping) {
     size_t sent = 0;
     auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     while (sent < size) {
@@ -84,9 +85,9 @@ bool send_all(int fd, const char* data, size_t size, int timeout_ms) {
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) return false;
+        if (left <= 0 || stopping.load()) return false;
         pollfd p{fd, POLLOUT, 0};
-        if (::poll(&p, 1, (int)std::min<int64_t>(left, 1000)) < 0 && errno != EINTR) return false;
+        if (::poll(&p, 1, (int)std::min<int64_t>(left, 200)) < 0 && errno != EINTR) return false;
     }
     return true;
 }
@@ -166,6 +167,7 @@ struct HttpServer::Impl {
     std::unordered_map<std::string, int> per_client;
     int64_t open = 0;
     bool activity_since_trim = false;
+    bool accept_paused = false;
     Clock::time_point last_activity = Clock::now();
 
     // Shared with the handler threads.
@@ -222,9 +224,9 @@ struct HttpServer::Impl {
         if (!chunked) {
             std::string all = head;
             if (req.method != "HEAD") all += res.body;
-            return send_all(fd, all.data(), all.size(), opt.write_timeout_ms) && !close;
+            return send_all(fd, all.data(), all.size(), opt.write_timeout_ms, stopping) && !close;
         }
-        if (!send_all(fd, head.data(), head.size(), opt.write_timeout_ms)) return false;
+        if (!send_all(fd, head.data(), head.size(), opt.write_timeout_ms, stopping)) return false;
         bool ok = true, done = false;
         size_t offset = 0;
         httplib::DataSink sink;
@@ -234,7 +236,7 @@ struct HttpServer::Impl {
             std::string frame = fmt::format("{:x}\r\n", n);
             frame.append(data, n);
             frame += "\r\n";
-            ok = send_all(fd, frame.data(), frame.size(), opt.write_timeout_ms);
+            ok = send_all(fd, frame.data(), frame.size(), opt.write_timeout_ms, stopping);
             offset += n;
             return ok;
         };
@@ -245,7 +247,7 @@ struct HttpServer::Impl {
         while (ok && !done) {
             if (!res.content_provider_(offset, 0, sink)) ok = false;
         }
-        if (ok) ok = send_all(fd, "0\r\n\r\n", 5, opt.write_timeout_ms);
+        if (ok) ok = send_all(fd, "0\r\n\r\n", 5, opt.write_timeout_ms, stopping);
         res.content_provider_success_ = ok;
         return ok && !close;
     }
@@ -322,7 +324,12 @@ struct HttpServer::Impl {
             sockaddr_storage ss{};
             socklen_t len = sizeof ss;
             const int fd = ::accept4(listen_fd, (sockaddr*)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) return;  // EAGAIN, or out of descriptors: the rest wait in the backlog
+            if (fd < 0) {
+                // Out of descriptors: the listening socket would stay readable and spin the loop; the pending
+                // connections wait in the backlog until a tick later.
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting();
+                return;
+            }
             int port = 0;
             std::string ip = peer_ip(ss, port);
             const int one = 1;
@@ -347,6 +354,21 @@ struct HttpServer::Impl {
             ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
             conns.emplace(fd, std::move(c));
         }
+    }
+
+    void pause_accepting() {
+        if (accept_paused) return;
+        ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
+        accept_paused = true;
+    }
+
+    void resume_accepting() {
+        if (!accept_paused) return;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = listen_fd;
+        ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
+        accept_paused = false;
     }
 
     // Over a connection cap: one short answer and the connection is closed; nothing is read or kept.
@@ -505,6 +527,7 @@ struct HttpServer::Impl {
             }
             take_back_returned();
             if (Clock::now() - last_check >= std::chrono::milliseconds(kLoopTickMs)) {
+                resume_accepting();
                 check_timeouts();
                 last_check = Clock::now();
             }
