@@ -235,6 +235,33 @@ TEST(ServerHostileTest, BeyondTheQueueIs503WithRetryAfter) {
     for (auto& t : holders) t.join();
 }
 
+// GET requests have handler threads of their own: /health, /metrics and /slots answer while every generation
+// handler thread is held by a long stream (and a request waiting for one).
+TEST(ServerHostileTest, HealthAnswersWhileEveryHandlerThreadIsBusy) {
+    auto server = ServerProcess::start(testdata_path("models/synth-llama-f32.gguf").string(),
+                                       {"--slots", "1", "--ctx-size", "4096", "--threads", "1", "--http-threads", "1"});
+    ASSERT_TRUE(server);
+    const int port = server->port();
+    std::atomic<bool> leave{false};
+    std::atomic<int> chunks{0};
+    std::thread holder([&] {
+        stream_post(port, "/v1/completions",
+                    json{{"prompt", "Once upon a time"}, {"max_tokens", 4000}, {"ignore_eos", true}, {"stream", true}},
+                    [&](const json&) { return ++chunks, !leave.load(); });
+    });
+    std::thread waiter([&] { http_post(port, "/tokenize", json{{"content", "waits for the only handler thread"}}); });
+    const bool streaming = wait_until([&] { return chunks.load() > 2; }, std::chrono::seconds(30));
+    EXPECT_TRUE(streaming);
+    if (streaming) {
+        EXPECT_EQ(http_get(port, "/health").status, 200);
+        EXPECT_EQ(http_get(port, "/slots").status, 200);
+        EXPECT_EQ(metric(port, "llamacrab_slots_busy"), 1);
+    }
+    leave = true;
+    holder.join();
+    waiter.join();
+}
+
 // Item 10: a thousand idle or slow connections hold no thread: a real request is answered at once.
 TEST(ServerHostileTest, AThousandIdleConnectionsDoNotDelayARequest) {
     raise_fd_limit(4096);
