@@ -324,27 +324,56 @@ TEST(ServerHostileTest, SlowHeadersTimeOut) {
     EXPECT_LT(ms_since(t0), 10000);
 }
 
-// Item 10: connections beyond the per-client cap are refused at once with 503, and the cap frees when they close.
-TEST(ServerHostileTest, ConnectionsBeyondThePerClientCapAreRefused) {
-    auto server = ServerProcess::start(stories_model(), {"--slots", "1", "--ctx-size", "64", "--max-connections-per-client", "8"});
+// Item 10: a body that stops arriving is answered 408 after the body timeout, and the connection closed.
+TEST(ServerHostileTest, StalledBodyTimesOut) {
+    auto server = ServerProcess::start(stories_model(), {"--slots", "1", "--ctx-size", "64", "--body-timeout", "1"});
+    ASSERT_TRUE(server);
+    Fds c;
+    const int fd = connect_loopback(server->port());
+    ASSERT_GE(fd, 0);
+    c.fds.push_back(fd);
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(send_all(fd, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro",
+                         Clock::now() + std::chrono::seconds(5)));
+    const RawResponse r = read_until_close(fd, std::chrono::seconds(20));
+    std::printf("stalled body answered after %.0f ms\n", ms_since(t0));
+    EXPECT_EQ(r.status(), 408) << r.text;
+    EXPECT_TRUE(r.eof || r.error != 0);
+}
+
+// Item 10: connections beyond a cap (per client address, or in total) are refused at once with 503 and
+// Retry-After, and the cap frees when they close.
+void expect_cap_refuses_the_ninth(const std::vector<std::string>& cap_args) {
+    std::vector<std::string> args = {"--slots", "1", "--ctx-size", "64"};
+    args.insert(args.end(), cap_args.begin(), cap_args.end());
+    auto server = ServerProcess::start(stories_model(), args);
     ASSERT_TRUE(server);
     const int port = server->port();
     {
         Fds c;
         for (int i = 0; i < 8; ++i) c.fds.push_back(connect_loopback(port));
-        ASSERT_TRUE(wait_until([&] {
-            // /metrics itself takes one connection: the cap is full when it is refused.
-            return http_get(port, "/metrics").status == 503;
-        }, std::chrono::seconds(10)));
+        // /metrics itself takes one connection: the cap is full when it is refused.
+        ASSERT_TRUE(wait_until([&] { return http_get(port, "/metrics").status == 503; }, std::chrono::seconds(10)));
         const int extra = connect_loopback(port);
         ASSERT_GE(extra, 0);
         c.fds.push_back(extra);
+        const auto t0 = Clock::now();
         const RawResponse r = read_until_close(extra, std::chrono::seconds(5));
+        std::printf("refused in %.1f ms\n", ms_since(t0));
         EXPECT_EQ(r.status(), 503) << r.text;
         EXPECT_NE(r.text.find("Retry-After"), std::string::npos) << r.text;
+        EXPECT_NE(r.text.find("too many connections"), std::string::npos) << r.text;
         EXPECT_TRUE(r.eof || r.error != 0);
     }
     EXPECT_TRUE(wait_until([&] { return http_get(port, "/health").status == 200; }, std::chrono::seconds(10)));
+}
+
+TEST(ServerHostileTest, ConnectionsBeyondThePerClientCapAreRefused) {
+    expect_cap_refuses_the_ninth({"--max-connections-per-client", "8"});
+}
+
+TEST(ServerHostileTest, ConnectionsBeyondTheTotalCapAreRefused) {
+    expect_cap_refuses_the_ninth({"--max-connections", "8"});
 }
 
 // Item 11: after a burst of large requests and a short idle, the resident set returns near the idle baseline.
