@@ -38,6 +38,9 @@ constexpr int kFastThreads = 2;          // GET requests
 constexpr int kDrainMs = 2000;           // after an error answer, how long unread request bytes are discarded
 constexpr size_t kDrainBytes = 64 << 20;
 constexpr int kLoopTickMs = 50;          // timeouts are checked this often
+// Unfinished request bytes held by all connections together: max(64 MiB, 32 bodies of the largest size).
+constexpr size_t kMinHeldBudget = 64 << 20;
+constexpr size_t kHeldBudgetBodies = 32;
 
 struct Conn {
     int fd = -1;
@@ -49,6 +52,7 @@ struct Conn {
     Clock::time_point deadline;
     bool continue_sent = false;
     size_t drained = 0;
+    size_t held = 0;  // bytes of an unfinished request this connection holds (counted in Impl::held_total)
     // Set when handed to a handler thread, and by it.
     httplib::Request request;
     bool keep_alive = false;
@@ -168,6 +172,7 @@ struct HttpServer::Impl {
     int64_t open = 0;
     bool activity_since_trim = false;
     bool accept_paused = false;
+    size_t held_total = 0;  // bytes of unfinished requests held by all connections
     Clock::time_point last_activity = Clock::now();
 
     // Shared with the handler threads.
@@ -283,8 +288,17 @@ struct HttpServer::Impl {
     }
 
     // ---- the event loop ----
+    // Bytes of unfinished requests are counted while a connection holds them.
+    void set_held(Conn& c, size_t bytes) {
+        held_total = held_total - c.held + bytes;
+        c.held = bytes;
+    }
+
+    size_t held_budget() const { return std::max(kMinHeldBudget, kHeldBudgetBodies * opt.limits.max_body_bytes); }
+
     void close_conn(ConnPtr c) {
         if (!c) return;
+        set_held(*c, 0);
         ::close(c->fd);  // also removes it from epoll
         if (--per_client[c->ip] <= 0) per_client.erase(c->ip);
         --open;
@@ -303,7 +317,10 @@ struct HttpServer::Impl {
     // connection is closed after discarding what the client still sends (closing with unread bytes would reset the
     // connection and could lose the answer).
     void answer_and_drain(Conn& c, int status, const std::string& why, bool retry_after) {
-        httplib::Request req = c.parser.partial();
+        httplib::Request req;  // what the error handler and the logger read; not the partial body
+        req.method = c.parser.partial().method;
+        req.path = c.parser.partial().path;
+        req.version = c.parser.partial().version;
         httplib::Response res;
         res.status = status;
         res.reason = why;
@@ -316,6 +333,8 @@ struct HttpServer::Impl {
         c.phase = Conn::Phase::kDraining;
         c.in.clear();
         c.in.shrink_to_fit();
+        c.parser = RequestParser(opt.limits);  // frees a partial body
+        set_held(c, 0);
         c.deadline = Clock::now() + std::chrono::milliseconds(kDrainMs);
     }
 
@@ -417,6 +436,13 @@ struct HttpServer::Impl {
             dispatch(c.fd);
             return false;
         }
+        // Many connections each sending most of a maximal body would add up: past the budget, the connection whose
+        // bytes crossed it is refused (its client may retry), so the total stays bounded.
+        set_held(c, c.in.size() + c.parser.partial().body.size());
+        if (held_total > held_budget()) {
+            answer_and_drain(c, 503, fmt::format("the server holds too many unfinished request bodies ({} bytes); try again", held_total), true);
+            return false;
+        }
         if (!had_started && c.parser.started()) {
             c.phase = Conn::Phase::kReading;
             c.deadline = now + std::chrono::milliseconds(opt.header_timeout_ms);
@@ -445,6 +471,7 @@ struct HttpServer::Impl {
         }
         c.keep_alive = c.parser.keep_alive();
         c.request = c.parser.take_request();
+        set_held(c, 0);  // now bounded by the handler threads and the queue
         c.request.remote_addr = c.ip;
         c.request.remote_port = c.port;
         c.continue_sent = false;

@@ -163,6 +163,37 @@ TEST(ServerHostileTest, DeclaredLengthAboveTheLimitIsRefusedAtOnce) {
     EXPECT_EQ(r.status(), 413) << r.text.substr(0, 300);
 }
 
+// Item 8 across connections: many clients each sending most of a maximal body cannot make the server hold more
+// than its budget for unfinished bodies (max(64 MiB, 32 x --max-body-bytes)); the connection that crosses it gets 503.
+TEST(ServerHostileTest, UnfinishedBodiesOfManyConnectionsStayWithinABudget) {
+    raise_fd_limit(1024);
+    auto server = ServerProcess::start(stories_model(), {"--slots", "1", "--ctx-size", "64", "--max-body-bytes", "1MB"});
+    ASSERT_TRUE(server);
+    const uint64_t hwm_before = proc_status_kb(server->pid(), "VmHWM");
+    constexpr int kClients = 96;  // 96 x 900 kB = 86 MB, over the 64 MiB budget
+    Fds c;
+    const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    const std::string part(900000, ' ');
+    for (int i = 0; i < kClients; ++i) {
+        const int fd = connect_loopback(server->port());
+        ASSERT_GE(fd, 0);
+        c.fds.push_back(fd);
+        send_all(fd, head + part, Clock::now() + std::chrono::seconds(10));
+    }
+    int refused = 0;
+    for (int fd : c.fds) {
+        const RawResponse r = read_until_close(fd, std::chrono::milliseconds(20));
+        if (r.status() == 503) {
+            ++refused;
+            EXPECT_NE(r.text.find("unfinished request bodies"), std::string::npos) << r.text;
+        }
+    }
+    const uint64_t hwm_growth_kb = proc_status_kb(server->pid(), "VmHWM") - hwm_before;
+    std::printf("%d of %d connections refused; server VmHWM grew by %llu KiB\n", refused, kClients, (unsigned long long)hwm_growth_kb);
+    EXPECT_GE(refused, 1);
+    EXPECT_LE(kClients - refused, 75) << "64 MiB holds at most 74 bodies of 900 kB";
+}
+
 // Item 9: a burst of simultaneous connections is accepted at once; none is reset, every one is answered.
 TEST(ServerHostileTest, BurstOfFortyConnectionsIsAcceptedAndAnswered) {
     auto server = ServerProcess::start(stories_model(), {"--slots", "2", "--ctx-size", "64", "--max-queue", "64"});
