@@ -185,6 +185,11 @@ struct HttpServer::Impl {
 
     explicit Impl(HttpServerOptions o) : opt(std::move(o)) {}
 
+    // Under `mutex`.
+    void update_waiting() {
+        if (opt.waiting_gauge) *opt.waiting_gauge = (int64_t)(slow_queue.size() + fast_queue.size());
+    }
+
     void wake() const {
         const uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
@@ -275,6 +280,7 @@ struct HttpServer::Impl {
                 c = std::move(queue.front());
                 queue.pop_front();
                 ++in_handlers;
+                update_waiting();
             }
             serve(*c);
             c->request = httplib::Request();  // the body and headers are not kept while the connection idles
@@ -477,6 +483,7 @@ struct HttpServer::Impl {
         c.continue_sent = false;
         ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
         (fast ? fast_queue : slow_queue).push_back(std::move(it->second));
+        update_waiting();
         conns.erase(it);
         lock.unlock();
         cv.notify_all();

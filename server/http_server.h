@@ -45,6 +45,7 @@ struct HttpServerOptions {
     int idle_trim_ms = 500;            // give freed memory back to the system after this much idle time (0: never)
     httplib::Headers default_headers;  // added to every response that does not set them
     std::atomic<int64_t>* connection_gauge = nullptr;  // kept equal to the open connections
+    std::atomic<int64_t>* waiting_gauge = nullptr;     // kept equal to the requests waiting for a handler thread
 };
 
 class HttpServer {

@@ -43,6 +43,7 @@ struct Server::Impl {
         h.max_pending = o.max_queue;
         h.default_headers = {{"Server", fmt::format("llama-crab/{}", server_version())}};
         h.connection_gauge = &metrics.http_connections;
+        h.waiting_gauge = &metrics.http_waiting;
         return h;
     }
 

@@ -281,6 +281,43 @@ TEST(ServerHostileTest, BeyondTheQueueIs503WithRetryAfter) {
     for (auto& t : holders) t.join();
 }
 
+// Item 9 at the HTTP layer: complete requests waiting for a handler thread are bounded by --max-queue too.
+TEST(ServerHostileTest, RequestsBeyondTheHandlerQueueAre503WithRetryAfter) {
+    auto server = ServerProcess::start(testdata_path("models/synth-llama-f32.gguf").string(),
+                                       {"--slots", "1", "--ctx-size", "16384", "--threads", "1", "--http-threads", "1",
+                                        "--max-queue", "1"});
+    ASSERT_TRUE(server);
+    const int port = server->port();
+    std::atomic<bool> leave{false};
+    std::atomic<int> chunks{0};
+    // A long stream holds the only generation handler thread; one request waits for it.
+    std::thread holder([&] {
+        stream_post(port, "/v1/completions",
+                    json{{"prompt", "Once upon a time"}, {"max_tokens", 16000}, {"ignore_eos", true}, {"stream", true}},
+                    [&](const json&) { return ++chunks, !leave.load(); });
+    });
+    ASSERT_TRUE(wait_until([&] { return chunks.load() > 0; }, std::chrono::seconds(30)));
+    HttpResult waited;
+    std::thread waiter([&] { waited = http_post(port, "/tokenize", json{{"content", "waits for the handler thread"}}); });
+    const bool queued = wait_until([&] { return metric(port, "llamacrab_http_requests_waiting") == 1; }, std::chrono::seconds(30));
+    EXPECT_TRUE(queued);
+    if (queued) {
+        auto cli = server->client(std::chrono::seconds(10));
+        auto res = cli->Post("/tokenize", json{{"content", "one too many"}}.dump(), "application/json");
+        if (res) {
+            EXPECT_EQ(res->status, 503) << res->body;
+            EXPECT_FALSE(res->get_header_value("Retry-After").empty());
+            EXPECT_NE(res->body.find("waiting for a handler"), std::string::npos) << res->body;
+        } else {
+            ADD_FAILURE() << "no answer";
+        }
+    }
+    leave = true;
+    holder.join();
+    waiter.join();
+    EXPECT_EQ(waited.status, 200) << "the waiting request is served once the thread is free: " << waited.raw;
+}
+
 // GET requests have handler threads of their own: /health, /metrics and /slots answer while every generation
 // handler thread is held by a long stream (and a request waiting for one).
 TEST(ServerHostileTest, HealthAnswersWhileEveryHandlerThreadIsBusy) {
