@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -255,7 +256,11 @@ struct HttpServer::Impl {
         // Each call of the provider waits a bounded time for its data; the response ends when the provider says
         // done, fails, or the client goes away.
         while (ok && !done) {
-            if (!res.content_provider_(offset, 0, sink)) ok = false;
+            try {
+                if (!res.content_provider_(offset, 0, sink)) ok = false;
+            } catch (...) {  // the headers are out: all that is left is to end the response early
+                ok = false;
+            }
         }
         if (ok) ok = send_all(fd, "0\r\n\r\n", 5, opt.write_timeout_ms, stopping);
         res.content_provider_success_ = ok;
@@ -282,7 +287,11 @@ struct HttpServer::Impl {
                 ++in_handlers;
                 update_waiting();
             }
-            serve(*c);
+            try {
+                serve(*c);
+            } catch (...) {  // (out of memory, most likely) the connection is lost, not the thread
+                c->keep_alive = false;
+            }
             c->request = httplib::Request();  // the body and headers are not kept while the connection idles
             {
                 std::lock_guard lock(mutex);
@@ -300,7 +309,10 @@ struct HttpServer::Impl {
         c.held = bytes;
     }
 
-    size_t held_budget() const { return std::max(kMinHeldBudget, kHeldBudgetBodies * opt.limits.max_body_bytes); }
+    size_t held_budget() const {
+        const size_t body = opt.limits.max_body_bytes;
+        return body > SIZE_MAX / kHeldBudgetBodies ? SIZE_MAX : std::max(kMinHeldBudget, kHeldBudgetBodies * body);
+    }
 
     void close_conn(ConnPtr c) {
         if (!c) return;
@@ -556,7 +568,11 @@ struct HttpServer::Impl {
                     uint64_t v;
                     [[maybe_unused]] auto r = ::read(wake_fd, &v, sizeof v);
                 } else {
-                    on_readable(fd);
+                    try {
+                        on_readable(fd);
+                    } catch (...) {  // (out of memory, most likely) this connection is lost, not the server
+                        close_fd(fd);
+                    }
                 }
             }
             take_back_returned();
