@@ -75,6 +75,8 @@ std::string Metrics::render(const std::vector<CacheTierStats>& caches) const {
     scalar(out, p + "slots_busy", "gauge", "Slots running a request.", (double)slots_busy.load());
     scalar(out, p + "slots_total", "gauge", "Slots.", (double)slots_total.load());
     scalar(out, p + "queue_depth", "gauge", "Choices waiting for a slot.", (double)queue_depth.load());
+    scalar(out, p + "http_connections", "gauge", "Open client connections, idle ones included.", (double)http_connections.load());
+    scalar(out, p + "http_requests_waiting", "gauge", "Complete requests waiting for a handler thread.", (double)http_waiting.load());
     scalar(out, p + "kv_cells_used", "gauge", "KV cache cells in use.", (double)kv_cells_used.load());
     scalar(out, p + "kv_cells_total", "gauge", "KV cache cells.", (double)kv_cells_total.load());
     scalar(out, p + "cache_stores_dropped_total", "counter", "Slot states not stored because the store queue was full.",

@@ -53,6 +53,8 @@ struct Metrics {
     std::atomic<int64_t> slots_busy{0};
     std::atomic<int64_t> slots_total{0};
     std::atomic<int64_t> queue_depth{0};           // jobs waiting for a slot
+    std::atomic<int64_t> http_connections{0};      // open client connections, idle ones included
+    std::atomic<int64_t> http_waiting{0};          // complete requests waiting for a handler thread
     std::atomic<int64_t> kv_cells_used{0};
     std::atomic<int64_t> kv_cells_total{0};
     Histogram time_to_first_token;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "api_error.h"
+#include "http_server.h"
 #include "metrics.h"
 #include "server_options.h"
 #include "worker.h"
@@ -25,12 +26,14 @@ struct RouteContext {
     std::atomic<uint64_t> next_task_id{1};
 };
 
-void register_openai_routes(httplib::Server& http, RouteContext& rc);
-void register_native_routes(httplib::Server& http, RouteContext& rc);
-// Authentication (--api-key), OpenAI-shaped bodies for httplib's own errors (404, 413, ...), status counting.
-void install_middleware(httplib::Server& http, RouteContext& rc);
+void register_openai_routes(HttpServer& http, RouteContext& rc);
+void register_native_routes(HttpServer& http, RouteContext& rc);
+// Authentication (--api-key), OpenAI-shaped bodies for the HTTP layer's own errors (404, 408, 413, 431, 503...),
+// status counting.
+void install_middleware(HttpServer& http, RouteContext& rc);
 
 void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
+// A 503 also says when to come back (Retry-After).
 void send_error(httplib::Response& res, const ApiError& error);
 // 503 unless the worker has loaded the model.
 bool require_ready(RouteContext& rc, httplib::Response& res);

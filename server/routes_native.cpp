@@ -97,7 +97,10 @@ void send_json(httplib::Response& res, const json& body, int status) {
     res.set_content(json_text(body), "application/json");
 }
 
-void send_error(httplib::Response& res, const ApiError& error) { send_json(res, error.to_json(), error.status); }
+void send_error(httplib::Response& res, const ApiError& error) {
+    if (error.status == 503 && !res.has_header("Retry-After")) res.set_header("Retry-After", "1");
+    send_json(res, error.to_json(), error.status);
+}
 
 bool require_ready(RouteContext& rc, httplib::Response& res) {
     switch (rc.worker.state()) {
@@ -108,27 +111,27 @@ bool require_ready(RouteContext& rc, httplib::Response& res) {
     return false;
 }
 
-void install_middleware(httplib::Server& http, RouteContext& rc) {
+void install_middleware(HttpServer& http, RouteContext& rc) {
     http.set_pre_routing_handler([&rc](const httplib::Request& req, httplib::Response& res) {
-        if (rc.options.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+        if (rc.options.api_key.empty() || req.path == "/health") return HttpServer::HandlerResponse::kUnhandled;
         const std::string auth = req.get_header_value("Authorization");
         const std::string prefix = "Bearer ";
         if (auth.rfind(prefix, 0) == 0 && constant_time_equal(auth.substr(prefix.size()), rc.options.api_key)) {
-            return httplib::Server::HandlerResponse::Unhandled;
+            return HttpServer::HandlerResponse::kUnhandled;
         }
         ApiError e = server_error(401, auth.empty() ? "missing API key: send 'Authorization: Bearer KEY'" : "invalid API key", "invalid_api_key");
         e.type = "authentication_error";
         send_error(res, e);
-        return httplib::Server::HandlerResponse::Handled;
+        return HttpServer::HandlerResponse::kHandled;
     });
-    // httplib's own errors (no route, body too large, malformed HTTP) come with an empty body: give them the
-    // OpenAI shape too.
+    // The HTTP layer's own errors (no route, limits, timeouts, malformed HTTP, full queues) come with an empty body
+    // and the reason in Response::reason: give them the OpenAI shape too.
     http.set_error_handler([&rc](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
         std::string message = fmt::format("{}: {} {}", status_text(res.status), req.method, req.path);
+        if (!res.reason.empty()) message = res.reason;
         if (res.status == 413) message = fmt::format("the request body exceeds the limit of {} bytes", rc.options.max_body_bytes);
         if (res.status == 404) message = fmt::format("no endpoint {} {}", req.method, req.path);
-        if (res.status == 414) message = "the request URI is too long";
         const int status = res.status;
         send_error(res, server_error(status, message));
     });
@@ -145,20 +148,20 @@ void install_middleware(httplib::Server& http, RouteContext& rc) {
     http.set_logger([&rc](const httplib::Request&, const httplib::Response& res) { rc.metrics.count_http_status(res.status); });
 }
 
-void register_native_routes(httplib::Server& http, RouteContext& rc) {
-    http.Get("/health", [&rc](const httplib::Request&, httplib::Response& res) {
+void register_native_routes(HttpServer& http, RouteContext& rc) {
+    http.get("/health", [&rc](const httplib::Request&, httplib::Response& res) {
         switch (rc.worker.state()) {
             case Worker::State::kReady: return send_json(res, {{"status", "ok"}});
             case Worker::State::kLoading: return send_json(res, {{"status", "loading model"}}, 503);
             case Worker::State::kFailed: return send_json(res, {{"status", "error"}, {"message", rc.worker.load_error()}}, 500);
         }
     });
-    http.Get("/metrics", [&rc](const httplib::Request&, httplib::Response& res) {
+    http.get("/metrics", [&rc](const httplib::Request&, httplib::Response& res) {
         res.set_content(rc.metrics.render(rc.worker.cache_stats()), "text/plain; version=0.0.4");
     });
-    http.Post("/tokenize", [&rc](const httplib::Request& req, httplib::Response& res) { handle_tokenize(rc, req, res); });
-    http.Post("/detokenize", [&rc](const httplib::Request& req, httplib::Response& res) { handle_detokenize(rc, req, res); });
-    http.Get("/slots", [&rc](const httplib::Request&, httplib::Response& res) {
+    http.post("/tokenize", [&rc](const httplib::Request& req, httplib::Response& res) { handle_tokenize(rc, req, res); });
+    http.post("/detokenize", [&rc](const httplib::Request& req, httplib::Response& res) { handle_detokenize(rc, req, res); });
+    http.get("/slots", [&rc](const httplib::Request&, httplib::Response& res) {
         if (!require_ready(rc, res)) return;
         json out = json::array();
         for (const SlotInfo& s : rc.worker.slots()) {
@@ -173,7 +176,7 @@ void register_native_routes(httplib::Server& http, RouteContext& rc) {
         }
         send_json(res, out);
     });
-    http.Post(R"(/slots/(\d+))", [&rc](const httplib::Request& req, httplib::Response& res) { handle_slot_action(rc, req, res); });
+    http.post(R"(/slots/(\d+))", [&rc](const httplib::Request& req, httplib::Response& res) { handle_slot_action(rc, req, res); });
 }
 
 }  // namespace llama_crab::server

@@ -217,20 +217,20 @@ json model_json(RouteContext& rc) {
 
 }  // namespace
 
-void register_openai_routes(httplib::Server& http, RouteContext& rc) {
+void register_openai_routes(HttpServer& http, RouteContext& rc) {
     for (const char* path : {"/v1/completions", "/completions"}) {
-        http.Post(path, [&rc](const httplib::Request& req, httplib::Response& res) { handle_generation(rc, ApiKind::kCompletion, req, res); });
+        http.post(path, [&rc](const httplib::Request& req, httplib::Response& res) { handle_generation(rc, ApiKind::kCompletion, req, res); });
     }
     for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
-        http.Post(path, [&rc](const httplib::Request& req, httplib::Response& res) { handle_generation(rc, ApiKind::kChat, req, res); });
+        http.post(path, [&rc](const httplib::Request& req, httplib::Response& res) { handle_generation(rc, ApiKind::kChat, req, res); });
     }
     for (const char* path : {"/v1/models", "/models"}) {
-        http.Get(path, [&rc](const httplib::Request&, httplib::Response& res) {
+        http.get(path, [&rc](const httplib::Request&, httplib::Response& res) {
             if (!require_ready(rc, res)) return;
             send_json(res, {{"object", "list"}, {"data", json::array({model_json(rc)})}});
         });
     }
-    http.Get(R"(/v1/models/(.+))", [&rc](const httplib::Request& req, httplib::Response& res) {
+    http.get(R"(/v1/models/(.+))", [&rc](const httplib::Request& req, httplib::Response& res) {
         if (!require_ready(rc, res)) return;
         if (req.matches[1] != rc.model_alias) {
             ApiError e = server_error(404, fmt::format("the model '{}' does not exist; this server serves '{}'", req.matches[1].str(), rc.model_alias),

@@ -1,5 +1,5 @@
-// The OpenAI-compatible HTTP server (see docs/server.md): cpp-httplib handler threads in front of one Worker
-// thread that owns the model and runs continuous batching over a fixed set of slots.
+// The OpenAI-compatible HTTP server (see docs/server.md): an epoll HTTP layer (http_server.h) and its handler
+// threads in front of one Worker thread that owns the model and runs continuous batching over a fixed set of slots.
 //
 //   Server server(options);
 //   auto port = server.bind();   // the port is open (/health answers 503) before the model is loaded

@@ -31,6 +31,11 @@ struct ServerOptions {
     size_t max_body_bytes = size_t(8) << 20;
     int32_t max_queue = 256;         // choices waiting for a slot before new requests get 503
     int32_t http_threads = 0;        // 0: max(16, 4 x slots)
+    int32_t max_connections = 1024;  // open connections, idle ones included; the excess is answered 503
+    int32_t max_connections_per_client = 256;  // open connections from one client address
+    double header_timeout_s = 10;    // first byte of a request to the end of its headers (408)
+    double body_timeout_s = 10;      // longest wait for more of a request body (408)
+    double keep_alive_timeout_s = 5; // an idle connection between requests is closed after this
 };
 
 }  // namespace llama_crab::server

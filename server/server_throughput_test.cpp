@@ -1,10 +1,10 @@
-// Continuous batching raises throughput: 4 concurrent clients against 4 sequential runs of the same requests,
-// measured in the same run (one compute thread, so the result does not hinge on how busy the machine's other core is)
-// on a model big enough (~100M parameters, Q4_0) that a step is dominated by reading the
-// weights, which one batched step does once for all slots. ctest runs this test alone (RUN_SERIAL).
+// Continuous batching on a model big enough (~100M parameters, Q4_0) that a step is dominated by reading the
+// weights: 4 concurrent clients share the worker's steps. Only what does not depend on how busy the machine is gets
+// asserted (the tokens, and that steps decoded several slots together); the wall-clock ratio against 4 sequential
+// runs is a benchmark, bench/server-throughput.sh, and is only printed here. ctest runs this test alone (RUN_SERIAL).
 #include <gtest/gtest.h>
 
-#include <functional>
+#include <latch>
 #include <thread>
 
 #include "server_harness.h"
@@ -24,7 +24,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-TEST(ServerThroughputTest, FourConcurrentClientsBeatFourSequentialRuns) {
+double metric(int port, const std::string& sample) { return metric_value(http_get(port, "/metrics").raw, sample); }
+
+TEST(ServerThroughputTest, FourConcurrentClientsShareWorkerSteps) {
     TempDir dir;
     const std::string model = (dir / "throughput.gguf").string();
     ASSERT_EQ(run_command(cli_path().string() + " make-model --n-embd 1024 --n-layer 8 --n-head 16 --n-head-kv 16 --n-ff 2816 "
@@ -34,41 +36,38 @@ TEST(ServerThroughputTest, FourConcurrentClientsBeatFourSequentialRuns) {
     ASSERT_TRUE(server);
     const int port = server->port();
     ASSERT_EQ(http_post(port, "/v1/completions", request("warm up")).status, 200);
-
-    // Each run gives its wall time and the server's CPU time. Wall time is what a client sees; CPU time is what
-    // batching saves, and does not depend on what else the machine is running.
-    struct Run {
-        double wall, cpu;
-    };
-    auto measure = [&](const std::function<void()>& body) {
-        const double cpu0 = server->cpu_seconds();
-        const auto t0 = std::chrono::steady_clock::now();
-        body();
-        return Run{seconds_since(t0), server->cpu_seconds() - cpu0};
-    };
     auto check = [&](const HttpResult& r) { EXPECT_EQ(r.body["usage"]["completion_tokens"], kTokens) << r.raw; };
-    auto sequential = [&] {
-        for (const char* p : kPrompts) check(http_post(port, "/v1/completions", request(p)));
-    };
-    auto concurrent = [&] {
-        std::vector<std::thread> clients;
-        for (const char* p : kPrompts) clients.emplace_back([&, p] { check(http_post(port, "/v1/completions", request(p))); });
-        for (auto& t : clients) t.join();
-    };
-    // Interleaved, best of three, so a burst of load from elsewhere does not decide the result.
-    Run seq{1e9, 1e9}, conc{1e9, 1e9};
-    for (int round = 0; round < 3; ++round) {
-        const Run s = measure(sequential), c = measure(concurrent);
-        seq = {std::min(seq.wall, s.wall), std::min(seq.cpu, s.cpu)};
-        conc = {std::min(conc.wall, c.wall), std::min(conc.cpu, c.cpu)};
+
+    const auto t_seq = std::chrono::steady_clock::now();
+    for (const char* p : kPrompts) check(http_post(port, "/v1/completions", request(p)));
+    const double seq_wall = seconds_since(t_seq);
+
+    const double steps_before = metric(port, "llamacrab_steps_total");
+    const double tokens_before = metric(port, "llamacrab_generated_tokens_total");
+    const double shared_before = metric(port, "llamacrab_step_slots_count") - metric(port, "llamacrab_step_slots_bucket{le=\"1\"}");
+    const auto t_conc = std::chrono::steady_clock::now();
+    std::vector<std::thread> clients;
+    std::latch start(4);
+    for (const char* p : kPrompts) {
+        clients.emplace_back([&, p] {
+            start.arrive_and_wait();
+            check(http_post(port, "/v1/completions", request(p)));
+        });
     }
-    const double total = 4.0 * kTokens;
-    const double ratio = seq.wall / conc.wall;
-    const double cpu_ratio = seq.cpu / conc.cpu;
-    std::printf("throughput: sequential %.1f tok/s, 4 concurrent %.1f tok/s, ratio %.2f (server CPU time ratio %.2f)\n",
-                total / seq.wall, total / conc.wall, ratio, cpu_ratio);
-    EXPECT_GT(ratio, 1.15) << "4 concurrent clients should finish clearly sooner than 4 sequential ones";
-    EXPECT_GT(cpu_ratio, 1.3) << "batching 4 slots per step should cost clearly less compute than one slot at a time";
+    for (auto& t : clients) t.join();
+    const double conc_wall = seconds_since(t_conc);
+    const std::string m = http_get(port, "/metrics").raw;
+    const double steps = metric_value(m, "llamacrab_steps_total") - steps_before;
+    const double tokens = metric_value(m, "llamacrab_generated_tokens_total") - tokens_before;
+    const double shared =
+        metric_value(m, "llamacrab_step_slots_count") - metric_value(m, "llamacrab_step_slots_bucket{le=\"1\"}") - shared_before;
+    std::printf("4 sequential: %.2f s, 4 concurrent: %.2f s (ratio %.2f, informative only; see bench/server-throughput.sh); "
+                "%.0f steps for %.0f tokens, %.0f steps with several slots\n",
+                seq_wall, conc_wall, seq_wall / conc_wall, steps, tokens, shared);
+    EXPECT_EQ(tokens, 4 * kTokens);
+    // Each request runs for many steps, so the four overlap whatever the machine's load: steps were shared.
+    EXPECT_GT(shared, 0) << "some steps should decode the tokens of several slots together";
+    EXPECT_LT(steps, tokens) << "batched steps decode several tokens each";
 }
 
 }  // namespace

@@ -88,6 +88,21 @@ void register_serve_command(CLI::App& app) {
         ->capture_default_str()
         ->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--http-threads", o.http_threads, "HTTP handler threads (0: max(16, 4 x slots))")->check(CLI::Range(0, 4096));
+    cmd->add_option("--max-connections", o.max_connections, "open connections, idle ones included; the excess gets 503")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--max-connections-per-client", o.max_connections_per_client, "open connections from one client address")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--header-timeout", o.header_timeout_s, "seconds from a request's first byte to the end of its headers (408)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.05, 3600.0));
+    cmd->add_option("--body-timeout", o.body_timeout_s, "longest wait in seconds for more of a request body (408)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.05, 3600.0));
+    cmd->add_option("--keep-alive-timeout", o.keep_alive_timeout_s, "seconds an idle connection stays open between requests")
+        ->capture_default_str()
+        ->check(CLI::Range(0.05, 3600.0));
     cmd->callback([f] {
         auto& o = f->o;
         auto kv = parse_kv_type(f->kv_type);
