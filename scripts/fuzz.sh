@@ -72,9 +72,10 @@ for name in "${targets[@]}"; do
     mkdir -p "$crashes"; cp "$a" "$crashes/"; found=$((found + 1))
   done
   # Keep only inputs that add coverage: merge the new ones into the repository's corpus.
-  before="$(find "$corpus" -type f | wc -l)"
+  before="$(find "$corpus" -type f 2>/dev/null | wc -l)"
+  mkdir -p "$corpus"
   "$bin" -merge=1 -max_len=65536 -rss_limit_mb=4096 "$corpus" "$work/new" > "$work/merge.log" 2>&1 || true
-  after="$(find "$corpus" -type f | wc -l)"
+  after="$(find "$corpus" -type f 2>/dev/null | wc -l)"
   if [ "$rc" -ne 0 ] || [ "$found" -gt 0 ]; then
     echo "fuzz: $name FAILED (exit $rc, $found crash input(s) in $crashes)"; tail -n 40 "$work/log"; status=1
   fi
