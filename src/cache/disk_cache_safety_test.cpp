@@ -4,22 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
-#include <chrono>
-#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <random>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
 
 #include "cache/cache_keys.h"
 #include "cache/cache_test_util.h"
 #include "cache/sqlite_db.h"
 #include "llama_crab/cache.h"
+#include "support/run_bounded.h"
 #include "support/testdata.h"
 
 namespace llama_crab {
@@ -53,25 +50,7 @@ std::vector<std::string> block_files(const fs::path& dir) {
     return names;
 }
 
-// Runs fn in a child process and returns its exit status; a child still running after `limit` is killed and
-// reported as -1, so a hang fails the test instead of stalling the suite. The limit is generous: it only
-// separates "returned" from "blocked forever", it does not measure speed.
-int run_bounded(const std::function<int()>& fn, std::chrono::seconds limit = std::chrono::seconds(60)) {
-    const pid_t pid = ::fork();
-    if (pid == 0) _exit(fn());
-    if (pid < 0) return -2;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    int status = 0;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -3;
-}
+using testing::run_bounded;
 
 cache_detail::Key128 tail_key(const std::vector<Token>& t, const std::string& fp) {
     return cache_detail::chain_keys(cache_detail::root_key(fp, small_layout()), t.data(), t.size()).back();
