@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -172,5 +173,13 @@ private:
     explicit DiskCache(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// How the CLI and the server open --cache-dir: a folder that cannot be created or written (kIo: a read-only file
+// system, permissions) is one line to `warn` and nullptr (run without the disk tier); open()'s own warnings (a
+// damaged index moved aside) go to `warn` too. Any other failure is returned: a folder holding other files is
+// refused rather than used, and a newer or damaged-and-in-use index is an error the user must see.
+Result<std::shared_ptr<DiskCache>> open_disk_cache_tier(const std::string& dir, size_t capacity_bytes,
+                                                        const std::function<void(const std::string&)>& warn,
+                                                        const DiskCacheOptions& options = {});
 
 }  // namespace llama_crab

@@ -930,6 +930,19 @@ Status DiskCache::clear() {
 
 const std::vector<std::string>& DiskCache::warnings() const { return impl_->warnings; }
 
+Result<std::shared_ptr<DiskCache>> open_disk_cache_tier(const std::string& dir, size_t capacity_bytes,
+                                                        const std::function<void(const std::string&)>& warn,
+                                                        const DiskCacheOptions& options) {
+    auto cache = DiskCache::open(dir, capacity_bytes, options);
+    if (!cache.ok()) {
+        if (cache.error().code != ErrorCode::kIo) return cache.error();
+        warn(cache.error().message + "; running without the disk cache");
+        return std::shared_ptr<DiskCache>();
+    }
+    for (const std::string& w : (*cache)->warnings()) warn(w);
+    return cache;
+}
+
 
 Status DiskCache::check_consistency() {
     try {

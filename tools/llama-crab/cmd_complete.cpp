@@ -86,6 +86,7 @@ void run_complete(const CompleteFlags& f) {
         return StreamAction::Continue;
     });
     if (!out.ok()) return fail(out.error());
+    if (!out->cache_store.ok()) std::fprintf(stderr, "warning: prompt not stored in the prefix cache: %s\n", out->cache_store.error().message.c_str());
     if (f.json_out) {
         // Replace invalid UTF-8 (a model can end mid-character) rather than fail to print the result.
         std::printf("%s\n", completion_json(*out).dump(-1, ' ', false, json::error_handler_t::replace).c_str());
