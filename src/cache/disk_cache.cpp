@@ -45,13 +45,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <filesystem>
 #include <mutex>
 #include <span>
 #include <sys/stat.h>
 #include <sys/file.h>
 #include <unistd.h>
-#include <unordered_set>
 
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -68,7 +66,6 @@
 namespace llama_crab {
 
 using namespace cache_detail;
-namespace fs = std::filesystem;
 
 namespace {
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <random>
@@ -250,6 +251,39 @@ TEST(DiskCacheFolder, DamagedIndexIsMovedAsideAndRebuilt) {
         EXPECT_TRUE(c->check_consistency().ok());
         EXPECT_TRUE(c->clear().ok());
     }
+}
+
+TEST(DiskCacheFolder, UncleanShutdownRunsQuickCheckAndCatchesADamagedPage) {
+    // A process dies with the cache open (the index is not marked clean); then a page in the middle of the index
+    // is damaged while its size stays right. Only PRAGMA quick_check can see that at open.
+    testing::TempDir dir;
+    const fs::path cache = dir / "cache";
+    const std::string fp = fingerprint(8);
+    const int child = run_bounded([&] {
+        auto c = DiskCache::open(cache.string(), 64 << 20, fast());
+        if (!c.ok()) return 1;
+        std::mt19937_64 rng(8);
+        for (int i = 0; i < 80; ++i) {
+            const auto t = random_tokens(rng, 300);
+            if (!(*c)->store(t, make_entry(t, fp, small_layout())).ok()) return 2;
+        }
+        // Everything into the main file, so the damage below cannot hide behind the WAL.
+        cache_detail::Db::open((cache / "index.sqlite").string(), 1000)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+        ::raise(SIGKILL);
+        return 3;
+    });
+    ASSERT_EQ(child, -3) << "the child should have died of SIGKILL";
+    const fs::path index = cache / "index.sqlite";
+    auto bytes = testing::read_file_bytes(index);
+    ASSERT_GT(bytes.size(), 8u * 4096) << "the index should span several pages";
+    for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 4096; ++i) bytes[i] = 0xa5;
+    testing::write_file_bytes(index, bytes);
+    auto c = open_ok(cache);
+    ASSERT_TRUE(c);
+    ASSERT_EQ(c->warnings().size(), 1u) << "quick_check did not run or did not see the damage";
+    EXPECT_NE(c->warnings()[0].find("quick_check"), std::string::npos) << c->warnings()[0];
+    EXPECT_EQ(c->len(), 0u);
+    EXPECT_TRUE(c->check_consistency().ok());
 }
 
 // ---- 5. a FIFO never hangs a reader ----
