@@ -62,6 +62,7 @@
 #include "cache/disk_cache_testing.h"
 #include "cache/sqlite_db.h"
 #include "llama_crab/cache.h"
+#include "util/regular_file.h"
 
 namespace llama_crab {
 
@@ -365,6 +366,15 @@ void DiskCache::Impl::check_index(Db& db, bool fresh) {
 }
 
 Status DiskCache::Impl::open_index(bool alone) {
+    // SQLite would block forever reading a FIFO: the index files must be regular files (or absent).
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        const std::string name = std::string(kIndexName) + suffix;
+        struct stat st {};
+        if (::fstatat(folder->dir_fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+            return make_error(ErrorCode::kInvalidArgument, fmt::format("disk cache: '{}/{}' is {}, not a regular file: refusing to use it",
+                                                                       dir, name, file_kind_name(st.st_mode)));
+        }
+    }
     for (int round = 0;; ++round) {
         struct stat st {};
         const bool fresh = ::fstatat(folder->dir_fd(), kIndexName, &st, AT_SYMLINK_NOFOLLOW) != 0;
@@ -862,6 +872,7 @@ std::optional<CacheEntry> DiskCache::lookup_impl(const std::vector<Token>& token
             c.stats.bytes_out += state_bytes((size_t)out.n_past, out.state.layout);
             return out;
         } catch (const SqlError& e) {
+            c.note_error(e);
             if (!e.busy()) break;
         }
     }

@@ -313,6 +313,22 @@ TEST(DiskCacheFolder, FifoInPlaceOfABlockOrTempFileDoesNotHang) {
     EXPECT_EQ(status, 0) << "-1 means the lookup hung";
 }
 
+TEST(DiskCacheFolder, FifoInPlaceOfTheIndexDoesNotHang) {
+    for (const char* name : {"index.sqlite", "index.sqlite-wal"}) {
+        testing::TempDir dir;
+        const fs::path cache = dir / "cache";
+        ASSERT_TRUE(open_ok(cache));
+        fs::remove(cache / name);
+        ASSERT_EQ(::mkfifo((cache / name).c_str(), 0644), 0);
+        const int status = run_bounded([&] {
+            auto c = DiskCache::open(cache.string(), 64 << 20, fast());
+            if (c.ok()) return 1;
+            return c.error().message.find("a FIFO") == std::string::npos ? 2 : 0;
+        });
+        EXPECT_EQ(status, 0) << name << ": -1 means open hung";
+    }
+}
+
 // ---- 6. a read-only folder is one clear error ----
 
 // In a child with its own mount namespace: a read-only bind mount of `path` (root can write through chmod
