@@ -166,6 +166,9 @@ Result<std::unique_ptr<CacheFolder>> CacheFolder::open(const std::string& dir) {
     f->dir_ = dir;
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
+    if (ec == std::errc::file_exists || ec == std::errc::not_a_directory) {
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("disk cache: '{}' is not a folder", dir));
+    }
     if (ec) return folder_io_error("cannot create folder", dir + "/", ec.value());
     f->dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (f->dir_fd_ < 0) return folder_io_error("cannot open folder", dir, errno);

@@ -207,6 +207,7 @@ struct DiskCache::Impl {
     std::string dir, db_path;
     std::unique_ptr<CacheFolder> folder;
     bool alone_at_open = false;
+    bool opened = false;  // open() succeeded: only then may the destructor mark the index clean
     std::atomic<bool> saw_corruption{false};  // a SQLITE_CORRUPT since open: do not mark the index clean
     std::vector<std::string> warnings;
     size_t capacity = 0;
@@ -339,6 +340,7 @@ Result<std::shared_ptr<DiskCache>> DiskCache::open(const std::string& dir, size_
     Status st = impl->open_index(impl->alone_at_open);
     impl->folder->share();
     if (!st.ok()) return st.error();
+    impl->opened = true;
     return std::shared_ptr<DiskCache>(new DiskCache(std::move(impl)));
 }
 
@@ -390,6 +392,7 @@ Status DiskCache::Impl::open_index(bool alone) {
                     ::usleep(10000);
                 }
             }
+            BlocksLock lock(*folder);  // before the write transaction, as everywhere (cache_folder.h)
             Txn t(db, true);
             db.exec(kSchema);
             if (alone) check_index(db, fresh);
@@ -405,7 +408,6 @@ Status DiskCache::Impl::open_index(bool alone) {
                                   fmt::format("disk cache '{}': index schema version {} (this build uses {})", dir, v, kSchemaVersion));
             }
             db.exec("INSERT OR REPLACE INTO meta VALUES('clean', 0)");  // set again by the last one to close
-            BlocksLock lock(*folder);
             std::vector<std::string> unlink_after;
             evict_to(db, (int64_t)capacity, 0, &unlink_after);  // the budget may have shrunk
             // Informational (DiskCache::inspect): the budget of the latest opener.
@@ -415,8 +417,10 @@ Status DiskCache::Impl::open_index(bool alone) {
             unlink_files(unlink_after);
             return {};
         } catch (const SqlError& e) {
+            note_error(e);
             if (e.corrupt() && alone && round == 0) {
                 pool.clear();  // close every connection to the damaged file before moving it
+                saw_corruption = false;  // the new index starts clean
                 LC_ASSIGN_OR_RETURN(const std::string aside, folder->move_index_aside());
                 warnings.push_back(fmt::format("disk cache '{}': the index was damaged ({}); moved it aside as '{}' and "
                                                "started an empty one", dir, e.what(), aside));
@@ -438,7 +442,7 @@ Status DiskCache::Impl::open_index(bool alone) {
 
 DiskCache::Impl::~Impl() {
     // The last one to close marks the index clean: the next opener then skips the integrity check.
-    if (!folder || saw_corruption || !folder->lock_alone()) return;
+    if (!opened || saw_corruption || !folder->lock_alone()) return;
     try {
         Conn c(*this);
         (*c).exec("UPDATE meta SET value=1 WHERE name='clean'");

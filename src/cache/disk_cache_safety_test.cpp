@@ -85,6 +85,12 @@ TEST(DiskCacheFolder, EmptyOrMissingFolderBecomesACacheWithAMarker) {
         EXPECT_NE(read_text(p / "CACHEDIR.TAG").find("Signature: 8a477f597d28d172789f06886806bc55"), std::string::npos);
         EXPECT_TRUE(open_ok(p));  // and it opens again, now that it holds our files
     }
+    // A file is not a folder (an error, not a warning: nothing to degrade to).
+    write_text(dir / "file", "x");
+    auto f = DiskCache::open((dir / "file").string(), 1 << 20, fast());
+    ASSERT_FALSE(f.ok());
+    EXPECT_EQ(f.error().code, ErrorCode::kInvalidArgument) << f.error().to_string();
+    EXPECT_EQ(read_text(dir / "file"), "x");
     // Another program's CACHEDIR.TAG is not ours.
     fs::create_directories(dir / "other");
     write_text(dir / "other" / "CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n# someone else\n");
