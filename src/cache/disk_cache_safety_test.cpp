@@ -99,6 +99,31 @@ TEST(DiskCacheFolder, EmptyOrMissingFolderBecomesACacheWithAMarker) {
     EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
 }
 
+TEST(DiskCacheFolder, FolderOfAnOlderBuildIsAdoptedAndEmptied) {
+    // Schema version 1 (no marker; block files named <key>-<random>.blk without their tokens).
+    testing::TempDir dir;
+    const fs::path cache = dir / "cache";
+    std::mt19937_64 rng(10);
+    const std::string fp = fingerprint(10);
+    const auto a = random_tokens(rng, 100);
+    {
+        auto c = open_ok(cache);
+        ASSERT_TRUE(c->store(a, make_entry(a, fp, small_layout())).ok());
+    }
+    fs::remove(cache / "CACHEDIR.TAG");
+    cache_detail::Db::open((cache / "index.sqlite").string(), 1000)->exec("UPDATE meta SET value=1 WHERE name='version'");
+    const std::string old_name = std::string(32, 'a') + "-" + std::string(24, 'b') + ".blk";
+    write_text(cache / "blocks" / old_name, "old");
+    auto c = open_ok(cache);
+    ASSERT_TRUE(c);
+    EXPECT_TRUE(fs::exists(cache / "CACHEDIR.TAG"));
+    EXPECT_EQ(c->len(), 0u);
+    EXPECT_TRUE(block_files(cache).empty());
+    EXPECT_FALSE(c->lookup(a, fp).has_value());
+    ASSERT_TRUE(c->store(a, make_entry(a, fp, small_layout())).ok());
+    EXPECT_TRUE(c->lookup(a, fp).has_value());
+}
+
 TEST(DiskCacheFolder, CleaningRemovesOnlyOurNamesAndNeverFollowsSymlinks) {
     testing::TempDir dir;
     const fs::path cache = dir / "cache", user = dir / "user";

@@ -77,6 +77,9 @@ void print_info(const std::string& dir, const DiskCacheInfo& info) {
 
 void run_stats(const CacheOptions& o) {
     auto info = DiskCache::inspect(o.dir);
+    if (!info.ok() && info.error().code == ErrorCode::kInvalidFormat) {
+        return fail(info.error().message + " (if this is a damaged cache index, `llama-crab cache clear` moves it aside)");
+    }
     if (!info.ok()) return fail(info.error());
     if (o.json_out) {
         std::printf("%s\n", info_json(o.dir, *info).dump().c_str());
