@@ -39,10 +39,10 @@ std::string random_hex24() {
 
 bool write_denied(int e) { return e == EROFS || e == EACCES || e == EPERM; }
 
-Error folder_io_error(const std::string& what, const std::string& path, int e) {
+// `dir` is the cache folder, `path` the file or folder inside it (or `dir` itself) that failed.
+Error folder_io_error(const std::string& dir, const std::string& what, const std::string& path, int e) {
     if (write_denied(e)) {
-        return make_error(ErrorCode::kIo, fmt::format("disk cache: folder '{}' is not writable: {} '{}': {}", path.substr(0, path.rfind('/')),
-                                                      what, path, std::strerror(e)));
+        return make_error(ErrorCode::kIo, fmt::format("disk cache: folder '{}' is not writable: {} '{}': {}", dir, what, path, std::strerror(e)));
     }
     return make_error(ErrorCode::kIo, fmt::format("disk cache: {} '{}': {}", what, path, std::strerror(e)));
 }
@@ -133,7 +133,7 @@ static Status claim_folder(const std::string& dir, int dir_fd) {
         // Written to a temp name and linked into place: a concurrent opener sees no marker or a whole one.
         const std::string tmp = kMarkerTempPrefix + random_hex24();
         const int fd = ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) return folder_io_error("cannot create", dir + "/" + tmp, errno);
+        if (fd < 0) return folder_io_error(dir, "cannot create", dir + "/" + tmp, errno);
         const size_t len = std::strlen(kMarkerText);
         const bool written = ::write(fd, kMarkerText, len) == (ssize_t)len && ::fsync(fd) == 0;
         const int write_errno = errno;
@@ -141,16 +141,16 @@ static Status claim_folder(const std::string& dir, int dir_fd) {
         const int linked = written ? ::linkat(dir_fd, tmp.c_str(), dir_fd, kMarkerName, 0) : -1;
         const int link_errno = errno;
         ::unlinkat(dir_fd, tmp.c_str(), 0);
-        if (!written) return folder_io_error("cannot write", dir + "/" + tmp, write_errno);
+        if (!written) return folder_io_error(dir, "cannot write", dir + "/" + tmp, write_errno);
         if (linked == 0) return {};
-        if (link_errno != EEXIST) return folder_io_error("cannot create", dir + "/" + kMarkerName, link_errno);
+        if (link_errno != EEXIST) return folder_io_error(dir, "cannot create", dir + "/" + kMarkerName, link_errno);
         // Another opener marked it first: check theirs.
     }
     return make_error(ErrorCode::kIo, fmt::format("disk cache: '{}': the {} marker keeps changing", dir, kMarkerName));
 }
 
 static Result<int> open_subfolder(const std::string& dir, int dir_fd, const char* name) {
-    if (::mkdirat(dir_fd, name, 0755) != 0 && errno != EEXIST) return folder_io_error("cannot create folder", dir + "/" + name, errno);
+    if (::mkdirat(dir_fd, name, 0755) != 0 && errno != EEXIST) return folder_io_error(dir, "cannot create folder", dir + "/" + name, errno);
     const int fd = ::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) return fd;
     const int e = errno;
@@ -158,7 +158,7 @@ static Result<int> open_subfolder(const std::string& dir, int dir_fd, const char
         return make_error(ErrorCode::kInvalidArgument,
                           fmt::format("disk cache: '{}/{}' is a symbolic link or not a folder: refusing to use it", dir, name));
     }
-    return folder_io_error("cannot open folder", dir + "/" + name, e);
+    return folder_io_error(dir, "cannot open folder", dir + "/" + name, e);
 }
 
 Result<std::unique_ptr<CacheFolder>> CacheFolder::open(const std::string& dir) {
@@ -169,21 +169,21 @@ Result<std::unique_ptr<CacheFolder>> CacheFolder::open(const std::string& dir) {
     if (ec == std::errc::file_exists || ec == std::errc::not_a_directory) {
         return make_error(ErrorCode::kInvalidArgument, fmt::format("disk cache: '{}' is not a folder", dir));
     }
-    if (ec) return folder_io_error("cannot create folder", dir + "/", ec.value());
+    if (ec) return folder_io_error(dir, "cannot create folder", dir, ec.value());
     f->dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (f->dir_fd_ < 0) return folder_io_error("cannot open folder", dir, errno);
+    if (f->dir_fd_ < 0) return folder_io_error(dir, "cannot open folder", dir, errno);
     LC_TRY(claim_folder(dir, f->dir_fd_));
     LC_ASSIGN_OR_RETURN(f->blocks_fd_, open_subfolder(dir, f->dir_fd_, "blocks"));
     LC_ASSIGN_OR_RETURN(f->tmp_fd_, open_subfolder(dir, f->dir_fd_, "tmp"));
     {  // A folder we may read but not write (a read-only mount, permissions) fails here, in one clear line.
         const std::string probe = temp_file_name(Key128{});
         const int fd = ::openat(f->tmp_fd_, probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) return folder_io_error("cannot create", dir + "/tmp/" + probe, errno);
+        if (fd < 0) return folder_io_error(dir, "cannot create", dir + "/tmp/" + probe, errno);
         ::close(fd);
         ::unlinkat(f->tmp_fd_, probe.c_str(), 0);
     }
     f->marker_fd_ = ::openat(f->dir_fd_, kMarkerName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (f->marker_fd_ < 0) return folder_io_error("cannot open", dir + "/" + kMarkerName, errno);
+    if (f->marker_fd_ < 0) return folder_io_error(dir, "cannot open", dir + "/" + kMarkerName, errno);
     return f;
 }
 
@@ -212,7 +212,7 @@ Result<std::string> CacheFolder::move_index_aside() {
         base = fmt::format("{}.corrupt-{}-{}", kIndexName, stamp, i);
     }
     if (::renameat(dir_fd_, kIndexName, dir_fd_, base.c_str()) != 0 && errno != ENOENT) {
-        return folder_io_error("cannot move aside", dir_ + "/" + kIndexName, errno);
+        return folder_io_error(dir_, "cannot move aside", dir_ + "/" + kIndexName, errno);
     }
     for (const char* suffix : {"-wal", "-shm"}) {
         const std::string from = std::string(kIndexName) + suffix;
