@@ -1,39 +1,18 @@
 #include "cache/block_file.h"
 
-#include <cerrno>
 #include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "util/regular_file.h"
+#include "util/atomic_file.h"
+#include "util/byte_order.h"
 
 namespace llama_crab::cache_detail {
 
 namespace {
 constexpr char kMagic[8] = {'L', 'C', 'B', 'L', 'O', 'C', 'K', '2'};
-
-// Every integer of the format goes through these two pairs (little-endian on disk, whatever the host).
-void put4(uint8_t* p, uint32_t v) {
-    for (int i = 0; i < 4; ++i) p[i] = (uint8_t)(v >> (8 * i));
-}
-void put8(uint8_t* p, uint64_t v) {
-    for (int i = 0; i < 8; ++i) p[i] = (uint8_t)(v >> (8 * i));
-}
-uint32_t get4(const uint8_t* p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-uint64_t get8(const uint8_t* p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 Key128 get_key(const uint8_t* p) {
     Key128 k;
@@ -52,32 +31,32 @@ std::vector<uint8_t> encode_block_file(const BlockIdentity& id, const uint8_t* k
     const size_t bound = ZSTD_compressBound(kv_bytes);
     std::vector<uint8_t> out(tokens_end + bound + 8);
     std::memcpy(out.data(), kMagic, 8);
-    put4(out.data() + 8, (uint32_t)n);
-    put4(out.data() + 12, 0);
-    put8(out.data() + 16, kv_bytes);
+    put_le32(out.data() + 8, (uint32_t)n);
+    put_le32(out.data() + 12, 0);
+    put_le64(out.data() + 16, kv_bytes);
     std::memcpy(out.data() + 24, id.key.bytes().data(), 16);
     std::memcpy(out.data() + 40, id.parent.bytes().data(), 16);
-    for (size_t i = 0; i < n; ++i) put4(out.data() + kBlockFileHeader + 4 * i, (uint32_t)id.tokens[i]);
+    for (size_t i = 0; i < n; ++i) put_le32(out.data() + kBlockFileHeader + 4 * i, (uint32_t)id.tokens[i]);
     const size_t c = ZSTD_compress(out.data() + tokens_end, bound, kv, kv_bytes, level);
     // ZSTD_compress into a buffer of compressBound cannot fail on valid input; keep the check anyway.
     const uint64_t clen = ZSTD_isError(c) ? 0 : c;
-    put8(out.data() + 56, clen);
+    put_le64(out.data() + 56, clen);
     out.resize(tokens_end + clen + 8);
-    put8(out.data() + tokens_end + clen, XXH3_64bits(out.data(), tokens_end + clen));
+    put_le64(out.data() + tokens_end + clen, XXH3_64bits(out.data(), tokens_end + clen));
     return out;
 }
 
 Status decode_block_file(const uint8_t* data, size_t size, const BlockIdentity& expected, size_t raw_bytes, uint8_t* dst) {
     if (size < kBlockFileHeader + 8) return bad("header", 0, fmt::format("truncated: {} bytes", size));
     if (std::memcmp(data, kMagic, 8) != 0) return bad("magic", 0, "not a llama-crab cache block (version 2)");
-    const uint32_t nt = get4(data + 8);
-    const uint64_t raw = get8(data + 16), clen = get8(data + 56);
+    const uint32_t nt = get_le32(data + 8);
+    const uint64_t raw = get_le64(data + 16), clen = get_le64(data + 56);
     const uint64_t room = size - kBlockFileHeader - 8;
     if ((uint64_t)nt * 4 > room) return bad("n_tokens", 8, fmt::format("{} tokens do not fit in {} bytes", nt, room));
     const size_t tokens_end = kBlockFileHeader + 4 * (size_t)nt;
     if (clen > room - 4 * (uint64_t)nt) return bad("compressed length", 56, fmt::format("{} bytes, {} in the file", clen, room - 4 * (uint64_t)nt));
     if (tokens_end + clen + 8 != size) return bad("end", tokens_end + clen, "trailing bytes");
-    if (XXH3_64bits(data, tokens_end + clen) != get8(data + tokens_end + clen)) {
+    if (XXH3_64bits(data, tokens_end + clen) != get_le64(data + tokens_end + clen)) {
         return make_error(ErrorCode::kChecksum, fmt::format("cache block: checksum at offset {} does not match", tokens_end + clen));
     }
     const Key128 key = get_key(data + 24), parent = get_key(data + 40);
@@ -86,7 +65,7 @@ Status decode_block_file(const uint8_t* data, size_t size, const BlockIdentity& 
     if (nt != expected.tokens.size()) return bad("n_tokens", 8, fmt::format("expected {}, got {}", expected.tokens.size(), nt));
     std::vector<Token> tokens(nt);
     for (size_t i = 0; i < nt; ++i) {
-        tokens[i] = (Token)get4(data + kBlockFileHeader + 4 * i);
+        tokens[i] = (Token)get_le32(data + kBlockFileHeader + 4 * i);
         if (tokens[i] != expected.tokens[i]) {
             return bad("tokens", kBlockFileHeader + 4 * i, fmt::format("token {} is {}, expected {}", i, tokens[i], expected.tokens[i]));
         }
@@ -102,22 +81,7 @@ Status decode_block_file(const uint8_t* data, size_t size, const BlockIdentity& 
 }
 
 Result<std::vector<uint8_t>> read_block_file(int dir_fd, const std::string& name) {
-    struct stat st {};
-    LC_ASSIGN_OR_RETURN(const int fd, open_regular_file(name, Symlinks::kRefuse, dir_fd, &st));
-    std::vector<uint8_t> buf((size_t)st.st_size);
-    size_t done = 0;
-    while (done < buf.size()) {
-        const ssize_t n = ::read(fd, buf.data() + done, buf.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            const int e = n == 0 ? EIO : errno;
-            ::close(fd);
-            return make_error(ErrorCode::kIo, fmt::format("cannot read '{}' at offset {}: {}", name, done, std::strerror(e)));
-        }
-        done += (size_t)n;
-    }
-    ::close(fd);
-    return buf;
+    return read_file_at(dir_fd, name, SIZE_MAX, Symlinks::kRefuse);
 }
 
 }  // namespace llama_crab::cache_detail

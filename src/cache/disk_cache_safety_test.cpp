@@ -26,14 +26,8 @@ namespace {
 using namespace cache_test;
 namespace fs = std::filesystem;
 
-DiskCacheOptions fast() {
-    DiskCacheOptions o;
-    o.fsync = false;
-    return o;
-}
-
 std::shared_ptr<DiskCache> open_ok(const fs::path& dir, size_t cap = 64 << 20) {
-    auto c = DiskCache::open(dir.string(), cap, fast());
+    auto c = DiskCache::open(dir.string(), cap, fast_disk_options());
     EXPECT_TRUE(c.ok()) << c.error().to_string();
     return c.ok() ? *c : nullptr;
 }
@@ -67,7 +61,7 @@ TEST(DiskCacheFolder, NonEmptyFolderWithoutMarkerIsRefusedAndUntouched) {
     fs::create_directories(proj / "blocks");
     write_text(proj / "tmp" / "notes.txt", "notes");
     write_text(proj / "blocks" / "plan.txt", "plan");
-    auto c = DiskCache::open(proj.string(), 1 << 20, fast());
+    auto c = DiskCache::open(proj.string(), 1 << 20, fast_disk_options());
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
     EXPECT_NE(c.error().message.find("not a llama-crab cache folder"), std::string::npos) << c.error().message;
@@ -87,14 +81,14 @@ TEST(DiskCacheFolder, EmptyOrMissingFolderBecomesACacheWithAMarker) {
     }
     // A file is not a folder (an error, not a warning: nothing to degrade to).
     write_text(dir / "file", "x");
-    auto f = DiskCache::open((dir / "file").string(), 1 << 20, fast());
+    auto f = DiskCache::open((dir / "file").string(), 1 << 20, fast_disk_options());
     ASSERT_FALSE(f.ok());
     EXPECT_EQ(f.error().code, ErrorCode::kInvalidArgument) << f.error().to_string();
     EXPECT_EQ(read_text(dir / "file"), "x");
     // Another program's CACHEDIR.TAG is not ours.
     fs::create_directories(dir / "other");
     write_text(dir / "other" / "CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n# someone else\n");
-    auto c = DiskCache::open((dir / "other").string(), 1 << 20, fast());
+    auto c = DiskCache::open((dir / "other").string(), 1 << 20, fast_disk_options());
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
 }
@@ -163,7 +157,7 @@ TEST(DiskCacheFolder, SymlinkedSubfoldersAreRefused) {
         write_text(user / ours, "user data");
         fs::remove_all(cache / sub);
         fs::create_directory_symlink(user, cache / sub);
-        auto c = DiskCache::open(cache.string(), 1 << 20, fast());
+        auto c = DiskCache::open(cache.string(), 1 << 20, fast_disk_options());
         ASSERT_FALSE(c.ok()) << sub;
         EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument) << sub;
         EXPECT_NE(c.error().message.find("symbolic link"), std::string::npos) << c.error().message;
@@ -291,7 +285,7 @@ TEST(DiskCacheFolder, UncleanShutdownRunsQuickCheckAndCatchesADamagedPage) {
     const fs::path cache = dir / "cache";
     const std::string fp = fingerprint(8);
     const int child = run_bounded([&] {
-        auto c = DiskCache::open(cache.string(), 64 << 20, fast());
+        auto c = DiskCache::open(cache.string(), 64 << 20, fast_disk_options());
         if (!c.ok()) return 1;
         std::mt19937_64 rng(8);
         for (int i = 0; i < 80; ++i) {
@@ -336,7 +330,7 @@ TEST(DiskCacheFolder, FifoInPlaceOfABlockOrTempFileDoesNotHang) {
     const std::string tmp_name = std::string(32, 'a') + "-" + std::string(24, 'b') + ".tmp";
     ASSERT_EQ(::mkfifo((cache / "tmp" / tmp_name).c_str(), 0644), 0);
     const int status = run_bounded([&] {
-        auto c = DiskCache::open(cache.string(), 64 << 20, fast());  // gc meets the FIFO in tmp/
+        auto c = DiskCache::open(cache.string(), 64 << 20, fast_disk_options());  // gc meets the FIFO in tmp/
         if (!c.ok()) return 1;
         if ((*c)->lookup(a, fp).has_value()) return 2;  // every block is a FIFO: a miss
         return 0;
@@ -352,7 +346,7 @@ TEST(DiskCacheFolder, FifoInPlaceOfTheIndexDoesNotHang) {
         fs::remove(cache / name);
         ASSERT_EQ(::mkfifo((cache / name).c_str(), 0644), 0);
         const int status = run_bounded([&] {
-            auto c = DiskCache::open(cache.string(), 64 << 20, fast());
+            auto c = DiskCache::open(cache.string(), 64 << 20, fast_disk_options());
             if (c.ok()) return 1;
             return c.error().message.find("a FIFO") == std::string::npos ? 2 : 0;
         });
@@ -387,7 +381,7 @@ TEST(DiskCacheFolder, ReadOnlyFolderIsOneClearIoError) {
     }
     const int status = with_read_only_mount(dir.path(), [&] {
         for (const fs::path& p : {cache, dir / "fresh"}) {  // an existing cache, and one to create
-            auto c = DiskCache::open(p.string(), 64 << 20, fast());
+            auto c = DiskCache::open(p.string(), 64 << 20, fast_disk_options());
             if (c.ok()) return 1;
             if (c.error().code != ErrorCode::kIo) return 2;
             if (c.error().message.find("not writable") == std::string::npos) return 3;

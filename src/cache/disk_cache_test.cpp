@@ -17,13 +17,7 @@ namespace {
 using namespace cache_test;
 namespace fs = std::filesystem;
 
-DiskCacheOptions fast() {
-    DiskCacheOptions o;
-    o.fsync = false;
-    return o;
-}
-
-std::shared_ptr<DiskCache> open_cache(const fs::path& dir, size_t cap, DiskCacheOptions o = fast()) {
+std::shared_ptr<DiskCache> open_cache(const fs::path& dir, size_t cap, DiskCacheOptions o = fast_disk_options()) {
     auto c = DiskCache::open(dir.string(), cap, o);
     EXPECT_TRUE(c.ok()) << c.error().to_string();
     return c.ok() ? *c : nullptr;
@@ -196,7 +190,7 @@ TEST(DiskCache, ForeignIndexIsRefused) {
     testing::TempDir dir;
     fs::create_directories(dir.path());
     testing::write_file_bytes(dir.path() / "index.sqlite", std::vector<uint8_t>(4096, 'x'));
-    auto c = DiskCache::open(dir.path().string(), 1 << 20, fast());
+    auto c = DiskCache::open(dir.path().string(), 1 << 20, fast_disk_options());
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument) << c.error().to_string();
     EXPECT_EQ(testing::read_file_bytes(dir.path() / "index.sqlite"), std::vector<uint8_t>(4096, 'x'));

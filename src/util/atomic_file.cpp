@@ -20,8 +20,12 @@ Status write_file_atomic(const std::string& path, const uint8_t* data, size_t si
 }
 
 Result<std::vector<uint8_t>> read_file(const std::string& path, size_t max_size, Symlinks symlinks) {
+    return read_file_at(AT_FDCWD, path, max_size, symlinks);
+}
+
+Result<std::vector<uint8_t>> read_file_at(int dir_fd, const std::string& path, size_t max_size, Symlinks symlinks) {
     struct stat st {};
-    LC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path, symlinks, AT_FDCWD, &st));
+    LC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path, symlinks, dir_fd, &st));
     if ((uint64_t)st.st_size > max_size) {
         ::close(fd);
         return make_error(ErrorCode::kInvalidFormat, fmt::format("'{}' is {} bytes, more than the {} allowed", path, st.st_size, max_size));

@@ -19,6 +19,8 @@ Status write_file_atomic(const std::string& path, const uint8_t* data, size_t si
 // (a FIFO, a device, a folder; a symlink with Symlinks::kRefuse) is refused without blocking.
 Result<std::vector<uint8_t>> read_file(const std::string& path, size_t max_size = SIZE_MAX,
                                        Symlinks symlinks = Symlinks::kFollow);
+// The same for `path` relative to the folder descriptor dir_fd (openat).
+Result<std::vector<uint8_t>> read_file_at(int dir_fd, const std::string& path, size_t max_size, Symlinks symlinks);
 
 // The streaming form: open(), append() any number of times, then commit() (fsync + rename). Destroying it
 // without commit() removes the temporary file.
