@@ -93,6 +93,7 @@ std::string Metrics::render(const std::vector<CacheTierStats>& caches) const {
         {"cache_misses_total", "counter", "Prefix-cache lookups that found nothing.", [](const CacheTierStats& c) { return (double)c.stats.misses; }},
         {"cache_evictions_total", "counter", "Prefix-cache entries evicted to stay in budget.", [](const CacheTierStats& c) { return (double)c.stats.evictions; }},
         {"cache_hit_tokens_total", "counter", "Tokens returned by prefix-cache hits.", [](const CacheTierStats& c) { return (double)c.stats.hit_tokens; }},
+        {"cache_rejected_total", "counter", "Stored blocks refused because they failed verification (damaged or forged).", [](const CacheTierStats& c) { return (double)c.stats.rejected; }},
         {"cache_bytes", "gauge", "Bytes held by the prefix cache.", [](const CacheTierStats& c) { return (double)c.size_bytes; }},
         {"cache_capacity_bytes", "gauge", "Byte budget of the prefix cache.", [](const CacheTierStats& c) { return (double)c.capacity_bytes; }},
         {"cache_entries", "gauge", "Entries in the prefix cache.", [](const CacheTierStats& c) { return (double)c.entries; }},

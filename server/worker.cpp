@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "vocab/vocab.h"
 
@@ -74,8 +75,11 @@ Status Worker::load() {
         caches.push_back(ram_cache_);
     }
     if (!options_.cache_dir.empty()) {
-        LC_ASSIGN_OR_RETURN(disk_cache_, DiskCache::open(options_.cache_dir, options_.cache_bytes));
-        caches.push_back(disk_cache_);
+        // An unwritable folder is one warning and no disk tier; a folder that is not a cache stops the start.
+        LC_ASSIGN_OR_RETURN(disk_cache_, open_disk_cache_tier(options_.cache_dir, options_.cache_bytes, [](const std::string& w) {
+                                std::fprintf(stderr, "llama-crab serve: warning: %s\n", w.c_str());
+                            }));
+        if (disk_cache_) caches.push_back(disk_cache_);
     }
     // Hashing the weights takes a moment on big models; it happens here, while /health still says "loading".
     fingerprint_ = llama_->model().fingerprint();

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,9 @@ struct CacheStats {
     uint64_t bytes_in = 0;    // state bytes (KV + tokens) given to successful stores
     uint64_t bytes_out = 0;   // state bytes (KV + tokens) returned by hits
     uint64_t hit_tokens = 0;  // tokens returned by hits
+    // Stored blocks refused because they failed verification (a damaged or forged index row or block file);
+    // each one makes that lookup shorter or a miss, never a KV state for other tokens.
+    uint64_t rejected = 0;
 };
 
 class Cache {
@@ -118,11 +122,20 @@ struct DiskCacheInfo {
     std::vector<DiskCacheModelInfo> models;  // largest first
 };
 
-// Persistent cache in a folder: index.sqlite (the source of truth) and blocks/ (zstd-compressed block files).
-// Safe for several threads and processes sharing the folder, and for processes killed mid-store.
+// Persistent cache in a folder: CACHEDIR.TAG (the marker that makes it a cache folder), index.sqlite (the source
+// of truth) and blocks/ (zstd-compressed block files). Safe for several threads and processes sharing the
+// folder, and for processes killed mid-store. It only ever creates and removes files of its own name patterns
+// and never follows a symlink inside the folder (docs/caching.md, "The cache folder").
 class DiskCache : public Cache {
 public:
-    // Opens (creating if needed) the folder, evicts down to capacity_bytes and records it as the folder's capacity.
+    // Opens the folder, evicts down to capacity_bytes and records it as the folder's capacity. A missing or empty
+    // folder becomes a cache folder; a non-empty folder without our marker is refused. Errors:
+    //   kInvalidArgument  the folder holds other files (or blocks/, tmp/ are symlinks): refused to protect them
+    //   kIo               the folder cannot be created or written (read-only file system, permissions): callers
+    //                     may go on without the disk cache, reporting the message (one line)
+    //   kInvalidFormat    the index is damaged while another process has the folder open
+    //   kUnsupported      the index was written by a newer build
+    // A damaged index is otherwise moved aside and rebuilt empty: the open succeeds and warnings() says so.
     static Result<std::shared_ptr<DiskCache>> open(const std::string& dir, size_t capacity_bytes,
                                                    const DiskCacheOptions& options = {});
     // Reads what an existing folder holds without changing anything (no eviction, no gc, nothing created).
@@ -145,6 +158,8 @@ public:
 
     size_t n_blocks() const;
     const std::string& dir() const;
+    // What open() repaired and the caller should tell the user (one line each), e.g. a damaged index moved aside.
+    const std::vector<std::string>& warnings() const;
     // Removes block files no committed row names and temporary files of dead writers. open() runs it.
     Status gc();
     // Full check, under the write lock: every entry's block chain is complete, refcounts equal references, no
@@ -158,5 +173,13 @@ private:
     explicit DiskCache(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// How the CLI and the server open --cache-dir: a folder that cannot be created or written (kIo: a read-only file
+// system, permissions) is one line to `warn` and nullptr (run without the disk tier); open()'s own warnings (a
+// damaged index moved aside) go to `warn` too. Any other failure is returned: a folder holding other files is
+// refused rather than used, and a newer or damaged-and-in-use index is an error the user must see.
+Result<std::shared_ptr<DiskCache>> open_disk_cache_tier(const std::string& dir, size_t capacity_bytes,
+                                                        const std::function<void(const std::string&)>& warn,
+                                                        const DiskCacheOptions& options = {});
 
 }  // namespace llama_crab

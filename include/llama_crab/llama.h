@@ -83,6 +83,10 @@ struct Completion {
     std::string stop_string;      // the stop string that ended generation (StopReason::Stop)
     std::vector<TokenLogprobs> logprobs;  // one per generated token when asked
     Timings timings;
+    // The store into the attached prefix cache after this run: ok (also when there was nothing to store), or why
+    // the state was not stored, e.g. kInvalidArgument when it is larger than the cache's whole budget. The
+    // completion itself succeeded either way; callers report this as a warning.
+    Status cache_store;
 };
 
 struct CompletionOptions {

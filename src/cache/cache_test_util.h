@@ -12,6 +12,13 @@
 
 namespace llama_crab::cache_test {
 
+// DiskCache options for tests: no fsync (crash safety does not depend on it, and power loss is not tested).
+inline DiskCacheOptions fast_disk_options() {
+    DiskCacheOptions o;
+    o.fsync = false;
+    return o;
+}
+
 inline KvLayout small_layout(uint32_t kv_type = 0) { return KvLayout{2, 1, 8, kv_type}; }  // 64 or 128 bytes/token
 
 inline std::string fingerprint(int i) {

@@ -1,28 +1,39 @@
 // DiskCache: the block scheme of cache_keys.h on disk.
 //
-// Folder layout: index.sqlite (WAL mode; the source of truth), blocks/ (one zstd file per block, see
-// block_file.h, named <key>-<random>.blk so no two writers ever use the same path) and tmp/ (files being
-// written).
+// Folder layout: CACHEDIR.TAG (the marker that makes the folder ours, see cache_folder.h), index.sqlite (WAL
+// mode; the source of truth), blocks/ (one zstd file per block, see block_file.h, named <key hex>.blk: the name
+// is derived from the key, never read from the index) and tmp/ (files being written).
 //
 // Schema:
 //   meta(name, value)                      schema version, total_bytes, n_entries, n_blocks, clock (LRU ticks),
 //                                          capacity (of the latest open; informational)
 //   roots(key, fingerprint, layout...)     one per model fingerprint + KV layout, for layout-less lookups
 //   blocks(id, key UNIQUE, parent, tokens, n_tokens, refcount, size, file)   index (parent, tokens)
+//                                          (`file` must equal the derived name; a row where it does not, or
+//                                          whose key is not 16 bytes, is ignored: never read, never deleted)
 //   entries(id, key UNIQUE, root, fingerprint, n_tokens, size, last_use)     index (last_use)
 //   entry_blocks(entry_id, idx, block_id)  an entry's chain; index (block_id)
 // `tokens` is stored so that BLOB order is token order: the children of a node sorted by tokens give the
 // longest partial match next to the query's insertion point, in O(log n) through the (parent, tokens) index.
 //
+// Trust: a row's tokens are believed only when the chain hash over (parent, tokens) equals its key, and a block
+// file is used only when it carries that key, parent and tokens itself (block_file.h). Anything else is a miss
+// (counted in CacheStats::rejected), never a KV state for other tokens.
+//
 // Crash and concurrency safety:
 //  * A store compresses and writes its new blocks to tmp/ (flock held, fsync) outside any transaction, then in
-//    one BEGIN IMMEDIATE transaction re-resolves the chain, renames its temp files into blocks/ (fsync of the
+//    one BEGIN IMMEDIATE transaction (under the BlocksLock, see cache_folder.h) re-resolves the chain, renames its temp files into blocks/ (fsync of the
 //    folder), inserts the rows, evicts LRU entries to the budget and commits. Files of blocks whose refcount
 //    reached 0 are unlinked only after the commit. So a committed row always names a complete file, and a crash
 //    leaves at most unreferenced files, never a row without its file: an entry is absent or fully valid.
+//    The unlinks after the commit still hold the BlocksLock, so no writer can publish a new file under a name
+//    that is about to be unlinked.
 //  * gc (run by open) removes, under the write lock, block files no committed row names (renames happen only
 //    under that lock, so a file renamed by a live writer is always committed or rolled back first) and tmp/
-//    files whose writer's flock is gone (the writer died).
+//    files whose writer's flock is gone (the writer died); only names of our patterns, never following links.
+//  * A damaged index (SQLITE_CORRUPT / NOTADB at open, or a failed PRAGMA quick_check, run by a process that
+//    has the folder alone after an unclean shutdown) is moved aside as index.sqlite.corrupt-<time> and rebuilt
+//    empty; the block files it named become orphans that gc removes. DiskCache::warnings() reports it.
 //  * Readers take a snapshot, then read the files outside the transaction; a file evicted meanwhile is a retry,
 //    a file that is missing or fails its checksum while its row still exists is corrupt: its block and every
 //    entry using it are removed, and the lookup retries (a shorter valid prefix may remain).
@@ -30,29 +41,32 @@
 // Budget: size_bytes() = block file sizes + an estimate of the index rows (kEntryRowBytes per entry,
 // kRefRowBytes per chain link, block_row_bytes() per block), kept in meta.total_bytes by every transaction.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <filesystem>
 #include <mutex>
-#include <random>
+#include <span>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <unistd.h>
-#include <unordered_set>
 
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include "cache/block_file.h"
+#include "cache/cache_folder.h"
 #include "cache/cache_keys.h"
+#include "cache/disk_cache_rows.h"
 #include "cache/disk_cache_schema.h"
 #include "cache/disk_cache_testing.h"
 #include "cache/sqlite_db.h"
 #include "llama_crab/cache.h"
+#include "util/regular_file.h"
 
 namespace llama_crab {
 
 using namespace cache_detail;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -62,9 +76,6 @@ void crash_point(const char* point) {
 }
 
 constexpr int64_t kSchemaVersion = kDiskCacheSchemaVersion;
-constexpr int64_t kEntryRowBytes = 160;
-constexpr int64_t kRefRowBytes = 48;
-int64_t block_row_bytes(size_t n_tokens) { return 112 + 8 * (int64_t)n_tokens; }
 
 constexpr const char* kSchema = R"(
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -84,35 +95,26 @@ CREATE INDEX IF NOT EXISTS entry_blocks_by_block ON entry_blocks(block_id);
 INSERT OR IGNORE INTO meta VALUES('version', 1), ('total_bytes', 0), ('n_entries', 0), ('n_blocks', 0), ('clock', 0);
 )";
 
-std::string random_suffix() {
-    std::random_device rd;
-    return fmt::format("{:08x}{:08x}{:08x}", (uint32_t)::getpid(), rd(), rd());
-}
-
 Error io_error(const std::string& what, const std::string& path, int err) {
     return make_error(ErrorCode::kIo, fmt::format("disk cache: {} '{}': {}", what, path, std::strerror(err)));
 }
 
-Status fsync_dir(const std::string& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return io_error("cannot open folder", dir, errno);
-    const int rc = ::fsync(fd);
-    const int e = errno;
-    ::close(fd);
-    if (rc != 0) return io_error("cannot sync folder", dir, e);
+Status fsync_dir(int fd, const std::string& dir) {
+    if (::fsync(fd) != 0) return io_error("cannot sync folder", dir, errno);
     return {};
 }
 
 // A block file being written in tmp/: locked (gc leaves it alone while the lock is held), removed on
 // destruction unless moved into blocks/.
 struct TempBlock {
-    std::string tmp_path;
-    std::string name;  // final file name in blocks/
+    int tmp_dir_fd = -1;
+    std::string tmp_name;  // in tmp/
+    std::string name;      // final file name in blocks/ (derived from the key)
     int fd = -1;
     int64_t size = 0;
     bool moved = false;
     ~TempBlock() {
-        if (!moved && !tmp_path.empty()) ::unlink(tmp_path.c_str());
+        if (!moved && !tmp_name.empty()) ::unlinkat(tmp_dir_fd, tmp_name.c_str(), 0);
         if (fd >= 0) ::close(fd);
     }
 };
@@ -123,22 +125,9 @@ struct BlockRow {
     std::vector<Token> tokens;
     int64_t refcount = 0;
     int64_t size = 0;
-    std::string file;
 };
 
-Key128 key_of(const std::string& b) {
-    Key128 k;
-    Key128::from_bytes(b.data(), b.size(), &k);
-    return k;
-}
 
-int64_t meta_get(Db& db, const char* name) {
-    Stmt& s = db.q("SELECT value FROM meta WHERE name=?1");
-    s.bind_text(1, name);
-    const int64_t v = s.step() ? s.col_int(0) : 0;
-    s.reset();
-    return v;
-}
 
 void meta_add(Db& db, const char* name, int64_t delta) {
     if (delta == 0) return;
@@ -162,11 +151,12 @@ std::optional<BlockRow> find_block(Db& db, const Key128& key) {
     r.key = key;
     r.parent = key_of(s.col_blob(1));
     const std::string t = s.col_blob(2);
-    decode_tokens_sortable(t.data(), t.size(), &r.tokens);
+    const bool tokens_ok = decode_tokens_sortable(t.data(), t.size(), &r.tokens);
     r.refcount = s.col_int(3);
     r.size = s.col_int(4);
-    r.file = s.col_text(5);
+    const bool named_ok = s.col_text(5) == block_file_name(key);
     s.reset();
+    if (!tokens_ok || !named_ok) return std::nullopt;  // a row we did not write: ignore it
     return r;
 }
 
@@ -185,20 +175,22 @@ int64_t drop_entry(Db& db, int64_t entry_id, std::vector<std::string>* unlink_af
     int64_t freed_blocks = 0;
     for (int64_t b : blocks) {
         db.q("UPDATE blocks SET refcount=refcount-1 WHERE id=?1").bind(1, b).run();
-        Stmt& s = db.q("SELECT refcount, size, file, n_tokens FROM blocks WHERE id=?1");
+        Stmt& s = db.q("SELECT refcount, size, key, n_tokens, file FROM blocks WHERE id=?1");
         s.bind(1, b);
         if (!s.step()) {
             s.reset();
             continue;
         }
         const int64_t rc = s.col_int(0), size = s.col_int(1), nt = s.col_int(3);
-        std::string file = s.col_text(2);
+        const std::string key_blob = s.col_blob(2);
+        const bool named_ok = row_names_its_file(key_blob, s.col_text(4));
         s.reset();
         if (rc <= 0) {
             db.q("DELETE FROM blocks WHERE id=?1").bind(1, b).run();
             freed += size + block_row_bytes((size_t)nt);
             ++freed_blocks;
-            unlink_after->push_back(std::move(file));
+            // The name is derived from the key; a row whose stored name disagrees never wrote a file of ours.
+            if (named_ok) unlink_after->push_back(block_file_name(key_of(key_blob)));
         }
     }
     meta_add(db, "total_bytes", -freed);
@@ -212,13 +204,20 @@ int64_t drop_entry(Db& db, int64_t entry_id, std::vector<std::string>* unlink_af
 void cache_detail::set_disk_cache_crash_hook(CrashHook hook) { g_crash_hook = hook; }
 
 struct DiskCache::Impl {
-    std::string dir, blocks_dir, tmp_dir, db_path;
+    std::string dir, db_path;
+    std::unique_ptr<CacheFolder> folder;
+    bool alone_at_open = false;
+    bool opened = false;  // open() succeeded: only then may the destructor mark the index clean
+    std::atomic<bool> saw_corruption{false};  // a SQLITE_CORRUPT since open: do not mark the index clean
+    std::vector<std::string> warnings;
     size_t capacity = 0;
     DiskCacheOptions opt;
     std::mutex pool_mu;
     std::vector<std::unique_ptr<Db>> pool;
     mutable std::mutex stats_mu;
     CacheStats stats;
+
+    ~Impl();
 
     // A pooled connection: one per concurrent operation (SQLite connections are not shared across threads).
     class Conn {
@@ -247,74 +246,83 @@ struct DiskCache::Impl {
         std::unique_ptr<Db> db_;
     };
 
-    std::string block_path(const std::string& name) const { return blocks_dir + "/" + name; }
+    void note_error(const SqlError& e) {
+        if (e.corrupt()) saw_corruption = true;
+    }
 
-    Result<std::unique_ptr<TempBlock>> write_temp(const Key128& key, const uint8_t* kv, size_t kv_bytes, uint32_t n_tokens) {
-        const std::vector<uint8_t> bytes = encode_block_file(key, n_tokens, kv, kv_bytes, opt.zstd_level);
+    Result<std::unique_ptr<TempBlock>> write_temp(const BlockIdentity& id, const uint8_t* kv, size_t kv_bytes) {
+        const std::vector<uint8_t> bytes = encode_block_file(id, kv, kv_bytes, opt.zstd_level);
         auto t = std::make_unique<TempBlock>();
-        const std::string suffix = random_suffix();
-        t->name = key.hex() + "-" + suffix + ".blk";
-        t->tmp_path = tmp_dir + "/" + key.hex() + "-" + suffix + ".tmp";
-        t->fd = ::open(t->tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (t->fd < 0) {
-            const int e = errno;
-            t->tmp_path.clear();
-            return io_error("cannot create", tmp_dir + "/" + key.hex() + "-" + suffix + ".tmp", e);
-        }
-        if (::flock(t->fd, LOCK_EX) != 0) return io_error("cannot lock", t->tmp_path, errno);
+        t->tmp_dir_fd = folder->tmp_fd();
+        t->name = block_file_name(id.key);
+        const std::string tmp_name = temp_file_name(id.key);
+        t->fd = ::openat(t->tmp_dir_fd, tmp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (t->fd < 0) return io_error("cannot create", dir + "/tmp/" + tmp_name, errno);
+        t->tmp_name = tmp_name;
+        if (::flock(t->fd, LOCK_EX) != 0) return io_error("cannot lock", dir + "/tmp/" + tmp_name, errno);
         size_t done = 0;
         while (done < bytes.size()) {
             const ssize_t w = ::write(t->fd, bytes.data() + done, bytes.size() - done);
             if (w < 0 && errno == EINTR) continue;
-            if (w < 0) return io_error("cannot write", t->tmp_path, errno);
+            if (w < 0) return io_error("cannot write", dir + "/tmp/" + tmp_name, errno);
             done += (size_t)w;
         }
-        if (opt.fsync && ::fdatasync(t->fd) != 0) return io_error("cannot sync", t->tmp_path, errno);
+        if (opt.fsync && ::fdatasync(t->fd) != 0) return io_error("cannot sync", dir + "/tmp/" + tmp_name, errno);
         t->size = (int64_t)bytes.size();
         return t;
     }
 
-    // Moves a temp block into blocks/ (caller holds the write transaction). If gc took the temp file (its
-    // writer looked dead in the instant between create and lock), writes it again.
-    Status publish(std::unique_ptr<TempBlock>& t, const Key128& key, const uint8_t* kv, size_t kv_bytes, uint32_t n_tokens) {
-        if (::rename(t->tmp_path.c_str(), block_path(t->name).c_str()) == 0) {
-            t->moved = true;
-            return {};
+    Status rename_in(TempBlock& t) {
+        if (::renameat(folder->tmp_fd(), t.tmp_name.c_str(), folder->blocks_fd(), t.name.c_str()) != 0) {
+            return io_error("cannot rename", dir + "/tmp/" + t.tmp_name, errno);
         }
-        if (errno != ENOENT) return io_error("cannot rename", t->tmp_path, errno);
-        LC_ASSIGN_OR_RETURN(t, write_temp(key, kv, kv_bytes, n_tokens));
-        if (::rename(t->tmp_path.c_str(), block_path(t->name).c_str()) != 0) return io_error("cannot rename", t->tmp_path, errno);
-        t->moved = true;
+        t.moved = true;
         return {};
     }
 
-    void unlink_files(const std::vector<std::string>& names) {
-        for (const auto& n : names) ::unlink(block_path(n).c_str());
+    // Moves a temp block into blocks/ (caller holds the BlocksLock and the write transaction). If gc took the
+    // temp file (its writer looked dead in the instant between create and lock), writes it again.
+    Status publish(std::unique_ptr<TempBlock>& t, const BlockIdentity& id, const uint8_t* kv, size_t kv_bytes) {
+        if (::renameat(folder->tmp_fd(), t->tmp_name.c_str(), folder->blocks_fd(), t->name.c_str()) == 0) {
+            t->moved = true;
+            return {};
+        }
+        if (errno != ENOENT) return io_error("cannot rename", dir + "/tmp/" + t->tmp_name, errno);
+        LC_ASSIGN_OR_RETURN(t, write_temp(id, kv, kv_bytes));
+        return rename_in(*t);
     }
 
+    // Names are derived from keys (block_file_name), so they always lie inside blocks/.
+    void unlink_files(const std::vector<std::string>& names) {
+        for (const auto& n : names) ::unlinkat(folder->blocks_fd(), n.c_str(), 0);
+    }
+
+    Status open_index(bool alone);
+    void check_index(Db& db, bool fresh);
     Status store(const std::vector<Token>& tokens, const SequenceState& st, size_t n);
     Status store_once(const std::vector<Token>& tokens, const SequenceState& st, size_t n, bool* refreshed);
 
     struct Node {
         int64_t id = 0;
-        Key128 key;
-        std::string file;
-        uint32_t n_tokens = 0;
-        size_t used = 0;  // tokens of this node in the match
+        Key128 key, parent;
+        std::vector<Token> tokens;  // all tokens of the block (as the index says; the file must agree)
+        size_t used = 0;            // tokens of this node in the match
     };
     struct Match {
         KvLayout layout;
         std::vector<Node> nodes;
         size_t n = 0;
         int64_t touch_entry = 0;
+        uint64_t rejected = 0;  // rows that failed verification
     };
     Match walk(Db& db, const Key128& root, const KvLayout& layout, const std::vector<Token>& q);
+    void partial_match(Db& db, const Key128& parent, std::span<const Token> qr, Match* m);
     // 0: hit (out filled); 1: miss; 2: retry (a block vanished or was corrupt and has been removed).
     int lookup_once(Db& db, const std::vector<Token>& q, const std::string& fp, const KvLayout* layout, CacheEntry* out);
-    void purge_block(Db& db, int64_t block_id, const std::string& file);
+    bool read_node(const Node& nd, size_t token_bytes, uint8_t* dst);
+    void purge_block(Db& db, const Node& nd, size_t token_bytes);
     int64_t evict_to(Db& db, int64_t budget, int64_t keep_entry, std::vector<std::string>* unlink_after);
     void gc_locked(Db& db);
-    std::string consistency_problem(Db& db);
 };
 
 DiskCache::DiskCache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -323,51 +331,123 @@ DiskCache::~DiskCache() = default;
 Result<std::shared_ptr<DiskCache>> DiskCache::open(const std::string& dir, size_t capacity_bytes, const DiskCacheOptions& options) {
     auto impl = std::make_unique<Impl>();
     impl->dir = dir;
-    impl->blocks_dir = dir + "/blocks";
-    impl->tmp_dir = dir + "/tmp";
-    impl->db_path = dir + "/index.sqlite";
     impl->capacity = capacity_bytes;
     impl->opt = options;
-    std::error_code ec;
-    for (const auto& d : {impl->dir, impl->blocks_dir, impl->tmp_dir}) {
-        fs::create_directories(d, ec);
-        if (ec) return make_error(ErrorCode::kIo, fmt::format("disk cache: cannot create folder '{}': {}", d, ec.message()));
+    LC_ASSIGN_OR_RETURN(impl->folder, CacheFolder::open(dir));
+    impl->db_path = impl->folder->index_path();
+    // Alone (no other DiskCache has the folder open): the index may be checked and, if damaged, replaced.
+    impl->alone_at_open = impl->folder->lock_alone();
+    Status st = impl->open_index(impl->alone_at_open);
+    impl->folder->share();
+    if (!st.ok()) return st.error();
+    impl->opened = true;
+    return std::shared_ptr<DiskCache>(new DiskCache(std::move(impl)));
+}
+
+// Throws SqlError (with SQLITE_CORRUPT when quick_check fails) when the index is damaged.
+void DiskCache::Impl::check_index(Db& db, bool fresh) {
+    if (fresh) return;
+    const bool clean = meta_get(db, "clean") == 1;
+    int64_t page_count = 0, page_size = 0;
+    {
+        Stmt& s = db.q("PRAGMA page_count");
+        if (s.step()) page_count = s.col_int(0);
+        s.reset();
+        Stmt& z = db.q("PRAGMA page_size");
+        if (z.step()) page_size = z.col_int(0);
+        z.reset();
     }
-    try {
-        Impl::Conn c(*impl);
-        Db& db = *c;
-        for (int attempt = 0;; ++attempt) {  // switching to WAL needs a moment alone with the file
-            try {
-                db.exec("PRAGMA journal_mode=WAL");
-                break;
-            } catch (const SqlError& e) {
-                if (!e.busy() || attempt > 100) throw;
-                ::usleep(10000);
-            }
+    struct stat st {};
+    const bool size_ok = ::fstatat(folder->dir_fd(), kIndexName, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                         (int64_t)st.st_size >= page_count * page_size;
+    if (clean && size_ok) return;
+    Stmt& s = db.q("PRAGMA quick_check");
+    const std::string verdict = s.step() ? s.col_text(0) : std::string("no result");
+    s.reset();
+    if (verdict != "ok") throw SqlError(SQLITE_CORRUPT, "quick_check: " + verdict);
+}
+
+Status DiskCache::Impl::open_index(bool alone) {
+    // SQLite would block forever reading a FIFO: the index files must be regular files (or absent).
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        const std::string name = std::string(kIndexName) + suffix;
+        struct stat st {};
+        if (::fstatat(folder->dir_fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+            return make_error(ErrorCode::kInvalidArgument, fmt::format("disk cache: '{}/{}' is {}, not a regular file: refusing to use it",
+                                                                       dir, name, file_kind_name(st.st_mode)));
         }
-        {
+    }
+    for (int round = 0;; ++round) {
+        struct stat st {};
+        const bool fresh = ::fstatat(folder->dir_fd(), kIndexName, &st, AT_SYMLINK_NOFOLLOW) != 0;
+        try {
+            Conn c(*this);
+            Db& db = *c;
+            for (int attempt = 0;; ++attempt) {  // switching to WAL needs a moment alone with the file
+                try {
+                    db.exec("PRAGMA journal_mode=WAL");
+                    break;
+                } catch (const SqlError& e) {
+                    if (!e.busy() || attempt > 100) throw;
+                    ::usleep(10000);
+                }
+            }
+            BlocksLock lock(*folder);  // before the write transaction, as everywhere (cache_folder.h)
             Txn t(db, true);
             db.exec(kSchema);
-            const int64_t v = meta_get(db, "version");
+            if (alone) check_index(db, fresh);
+            int64_t v = meta_get(db, "version");
+            if (v == 1) {  // version 1 block files carry no tokens: start empty (gc removes the old files)
+                db.exec("DELETE FROM entry_blocks; DELETE FROM entries; DELETE FROM blocks; DELETE FROM roots;"
+                        "UPDATE meta SET value=0 WHERE name IN ('total_bytes', 'n_entries', 'n_blocks')");
+                db.q("UPDATE meta SET value=?1 WHERE name='version'").bind(1, kSchemaVersion).run();
+                v = kSchemaVersion;
+            }
             if (v != kSchemaVersion) {
                 return make_error(ErrorCode::kUnsupported,
                                   fmt::format("disk cache '{}': index schema version {} (this build uses {})", dir, v, kSchemaVersion));
             }
+            db.exec("INSERT OR REPLACE INTO meta VALUES('clean', 0)");  // set again by the last one to close
             std::vector<std::string> unlink_after;
-            impl->evict_to(db, (int64_t)capacity_bytes, 0, &unlink_after);  // the budget may have shrunk
+            evict_to(db, (int64_t)capacity, 0, &unlink_after);  // the budget may have shrunk
             // Informational (DiskCache::inspect): the budget of the latest opener.
-            db.q("INSERT OR REPLACE INTO meta VALUES('capacity', ?1)")
-                .bind(1, (int64_t)std::min<size_t>(capacity_bytes, (size_t)INT64_MAX))
-                .run();
-            impl->gc_locked(db);
+            db.q("INSERT OR REPLACE INTO meta VALUES('capacity', ?1)").bind(1, (int64_t)std::min<size_t>(capacity, (size_t)INT64_MAX)).run();
+            gc_locked(db);
             t.commit();
-            impl->unlink_files(unlink_after);
+            unlink_files(unlink_after);
+            return {};
+        } catch (const SqlError& e) {
+            note_error(e);
+            if (e.corrupt() && alone && round == 0) {
+                pool.clear();  // close every connection to the damaged file before moving it
+                saw_corruption = false;  // the new index starts clean
+                LC_ASSIGN_OR_RETURN(const std::string aside, folder->move_index_aside());
+                warnings.push_back(fmt::format("disk cache '{}': the index was damaged ({}); moved it aside as '{}' and "
+                                               "started an empty one", dir, e.what(), aside));
+                continue;
+            }
+            if (e.corrupt()) {
+                return make_error(ErrorCode::kInvalidFormat,
+                                  fmt::format("disk cache '{}': the index is damaged ({}){}", dir, e.what(),
+                                              alone ? "" : " and another process has the folder open: it is repaired when "
+                                                           "the next process opens the folder alone"));
+            }
+            if (e.read_only()) {
+                return make_error(ErrorCode::kIo, fmt::format("disk cache: folder '{}' is not writable: {}", dir, e.what()));
+            }
+            return make_error(ErrorCode::kIo, fmt::format("disk cache '{}': {}", dir, e.what()));
         }
-    } catch (const SqlError& e) {
-        return make_error(e.not_a_database() ? ErrorCode::kInvalidFormat : ErrorCode::kIo,
-                          fmt::format("disk cache '{}': {}", dir, e.what()));
     }
-    return std::shared_ptr<DiskCache>(new DiskCache(std::move(impl)));
+}
+
+DiskCache::Impl::~Impl() {
+    // The last one to close marks the index clean: the next opener then skips the integrity check.
+    if (!opened || saw_corruption || !folder->lock_alone()) return;
+    try {
+        Conn c(*this);
+        (*c).exec("UPDATE meta SET value=1 WHERE name='clean'");
+    } catch (const SqlError&) {
+    }
 }
 
 int64_t DiskCache::Impl::evict_to(Db& db, int64_t budget, int64_t keep_entry, std::vector<std::string>* unlink_after) {
@@ -388,35 +468,33 @@ int64_t DiskCache::Impl::evict_to(Db& db, int64_t budget, int64_t keep_entry, st
     return evicted;
 }
 
+// Caller holds the write transaction and the BlocksLock.
 void DiskCache::Impl::gc_locked(Db& db) {
-    std::unordered_set<std::string> referenced;
+    std::vector<std::string> referenced;
     {
-        Stmt& s = db.q("SELECT file FROM blocks");
-        while (s.step()) referenced.insert(s.col_text(0));
+        Stmt& s = db.q("SELECT key, file FROM blocks");
+        while (s.step()) {
+            const std::string key_blob = s.col_blob(0);
+            if (row_names_its_file(key_blob, s.col_text(1))) referenced.push_back(block_file_name(key_of(key_blob)));
+        }
         s.reset();
     }
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(blocks_dir, ec)) {
-        const std::string name = e.path().filename().string();
-        if (!referenced.count(name)) ::unlink(e.path().c_str());
-    }
-    for (const auto& e : fs::directory_iterator(tmp_dir, ec)) {
-        const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(e.path().c_str());  // its writer is gone
-        ::close(fd);
-    }
+    std::sort(referenced.begin(), referenced.end());
+    folder->remove_block_files(referenced);
+    folder->remove_dead_temp_files();
     db.exec("DELETE FROM roots WHERE key NOT IN (SELECT root FROM entries)");
 }
 
 Status DiskCache::gc() {
     try {
+        BlocksLock lock(*impl_->folder);
         Impl::Conn c(*impl_);
         Txn t(*c, true);
         impl_->gc_locked(*c);
         t.commit();
         return {};
     } catch (const SqlError& e) {
+        impl_->note_error(e);
         return make_error(ErrorCode::kIo, fmt::format("disk cache gc: {}", e.what()));
     }
 }
@@ -436,6 +514,7 @@ Status DiskCache::Impl::store(const std::vector<Token>& tokens, const SequenceSt
             stats.bytes_in += state_bytes(n, st.layout);
             return {};
         } catch (const SqlError& e) {
+            note_error(e);
             if (e.busy() && attempt < 5) continue;
             return make_error(ErrorCode::kIo, fmt::format("disk cache store: {}", e.what()));
         }
@@ -451,6 +530,12 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
         const size_t at = i * kCacheBlockTokens;
         return std::pair<size_t, size_t>(at, std::min(kCacheBlockTokens, n - at));
     };
+    auto identity = [&](size_t i) {
+        const auto [at, nt] = span_of(i);
+        return BlockIdentity{keys[i], i == 0 ? rkey : keys[i - 1], std::span<const Token>(tokens.data() + at, nt)};
+    };
+    auto kv_of = [&](size_t i) { return st.kv.data() + span_of(i).first * tb; };
+    auto kv_bytes_of = [&](size_t i) { return span_of(i).second * tb; };
     Conn c(*this);
     Db& db = *c;
 
@@ -474,8 +559,7 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
     if (!entry_exists) {
         for (size_t i = 0; i < keys.size(); ++i) {
             if (have[i]) continue;
-            const auto [at, nt] = span_of(i);
-            LC_ASSIGN_OR_RETURN(temps[i], write_temp(keys[i], st.kv.data() + at * tb, nt * tb, (uint32_t)nt));
+            LC_ASSIGN_OR_RETURN(temps[i], write_temp(identity(i), kv_of(i), kv_bytes_of(i)));
         }
     }
 
@@ -485,6 +569,13 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
     std::vector<std::string> published;
     auto phase3 = [&]() -> Status {
         Txn t(db, true);
+        // Declared after the transaction, so it runs first on a failure: files published by this attempt are
+        // removed while the locks are still held (their names are derived, so no one else may own them later).
+        struct Unpublish {
+            Impl& impl;
+            std::vector<std::string>& names;
+            ~Unpublish() { impl.unlink_files(names); }
+        } unpublish{*this, published};
         const int64_t tick = next_tick(db);
         {
             Stmt& s = db.q("SELECT id FROM entries WHERE key=?1");
@@ -516,7 +607,7 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
                 size = rows[i]->size;
             } else {
                 if (!temps[i]) {  // evicted since phase 1: write it now
-                    LC_ASSIGN_OR_RETURN(temps[i], write_temp(keys[i], st.kv.data() + at * tb, nt * tb, (uint32_t)nt));
+                    LC_ASSIGN_OR_RETURN(temps[i], write_temp(identity(i), kv_of(i), kv_bytes_of(i)));
                 }
                 size = temps[i]->size;
                 added += size + block_row_bytes(nt);
@@ -537,7 +628,7 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
                 ids[i] = rows[i]->id;
                 continue;
             }
-            LC_TRY(publish(temps[i], keys[i], st.kv.data() + at * tb, nt * tb, (uint32_t)nt));
+            LC_TRY(publish(temps[i], identity(i), kv_of(i), kv_bytes_of(i)));
             published.push_back(temps[i]->name);
             db.q("INSERT INTO blocks(key, parent, tokens, n_tokens, refcount, size, file) VALUES(?1, ?2, ?3, ?4, 1, ?5, ?6)")
                 .bind_blob(1, keys[i].bytes())
@@ -550,7 +641,7 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
             ids[i] = db.last_insert_rowid();
             ++new_blocks;
         }
-        if (!published.empty() && opt.fsync) LC_TRY(fsync_dir(blocks_dir));
+        if (!published.empty() && opt.fsync) LC_TRY(fsync_dir(folder->blocks_fd(), dir + "/blocks"));
         db.q("INSERT OR IGNORE INTO roots VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
             .bind_blob(1, rkey.bytes())
             .bind_text(2, st.model_fingerprint)
@@ -588,15 +679,9 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
         }
         return {};
     };
-    Status result;
-    try {
-        result = phase3();
-    } catch (...) {
-        unlink_files(published);  // rolled back; unique names, so no committed row can name them
-        throw;
-    }
-    unlink_files(published);  // non-empty only if phase 3 failed after publishing (rolled back)
-    if (!result.ok()) return result;
+    // The BlocksLock spans the transaction and the unlinks after its commit (see cache_folder.h).
+    BlocksLock lock(*folder);
+    LC_TRY(phase3());
     unlink_files(unlink_after);
     return {};
 }
@@ -614,39 +699,13 @@ DiskCache::Impl::Match DiskCache::Impl::walk(Db& db, const Key128& root, const K
                         q.begin() + (ptrdiff_t)(at + kCacheBlockTokens))) {
             break;
         }
-        m.nodes.push_back(Node{row->id, key, row->file, (uint32_t)kCacheBlockTokens, kCacheBlockTokens});
+        m.nodes.push_back(Node{row->id, key, cur, std::move(row->tokens), kCacheBlockTokens});
         cur = key;
         at += kCacheBlockTokens;
     }
     m.n = at;
     const size_t rest = std::min(kCacheBlockTokens, q.size() - at);
-    if (rest > 0) {
-        // The chain stops here: the best partial match is a neighbour of the query in sorted child order.
-        const std::string enc = encode_tokens_sortable(q.data() + at, rest);
-        std::span<const Token> qr(q.data() + at, rest);
-        Node best;
-        size_t best_len = 0;
-        for (const char* sql : {"SELECT id, key, tokens, file FROM blocks WHERE parent=?1 AND tokens<=?2 ORDER BY tokens DESC LIMIT 1",
-                                "SELECT id, key, tokens, file FROM blocks WHERE parent=?1 AND tokens>?2 ORDER BY tokens ASC LIMIT 1"}) {
-            Stmt& s = db.q(sql);
-            s.bind_blob(1, cur.bytes()).bind_blob(2, enc);
-            if (s.step()) {
-                std::vector<Token> toks;
-                const std::string tb = s.col_blob(2);
-                decode_tokens_sortable(tb.data(), tb.size(), &toks);
-                const size_t l = common_prefix(toks, qr);
-                if (l > best_len) {
-                    best_len = l;
-                    best = Node{s.col_int(0), key_of(s.col_blob(1)), s.col_text(3), (uint32_t)toks.size(), l};
-                }
-            }
-            s.reset();
-        }
-        if (best_len > 0) {
-            m.nodes.push_back(best);
-            m.n += best_len;
-        }
-    }
+    if (rest > 0) partial_match(db, cur, std::span<const Token>(q.data() + at, rest), &m);
     if (!m.nodes.empty()) {
         Stmt& s = db.q("SELECT entry_id FROM entry_blocks WHERE block_id=?1 LIMIT 1");
         s.bind(1, m.nodes.back().id);
@@ -656,18 +715,64 @@ DiskCache::Impl::Match DiskCache::Impl::walk(Db& db, const Key128& root, const K
     return m;
 }
 
-void DiskCache::Impl::purge_block(Db& db, int64_t block_id, const std::string& file) {
+// The chain stops at `parent`: the best partial match is a neighbour of the query in sorted child order. A row's
+// tokens are believed only if the chain hash over them is its key (a forged `tokens` column is a miss).
+void DiskCache::Impl::partial_match(Db& db, const Key128& parent, std::span<const Token> qr, Match* m) {
+    const std::string enc = encode_tokens_sortable(qr.data(), qr.size());
+    Node best;
+    size_t best_len = 0;
+    for (const char* sql : {"SELECT id, key, tokens, file FROM blocks WHERE parent=?1 AND tokens<=?2 ORDER BY tokens DESC LIMIT 1",
+                            "SELECT id, key, tokens, file FROM blocks WHERE parent=?1 AND tokens>?2 ORDER BY tokens ASC LIMIT 1"}) {
+        Stmt& s = db.q(sql);
+        s.bind_blob(1, parent.bytes()).bind_blob(2, enc);
+        if (s.step()) {
+            std::vector<Token> toks;
+            const std::string tb = s.col_blob(2), key_blob = s.col_blob(1);
+            const bool decoded = decode_tokens_sortable(tb.data(), tb.size(), &toks);
+            const Key128 key = key_of(key_blob);
+            const size_t l = decoded ? common_prefix(toks, qr) : 0;
+            if (l > best_len) {
+                if (!row_names_its_file(key_blob, s.col_text(3)) || toks.size() > kCacheBlockTokens ||
+                    node_key(parent, toks.data(), toks.size()) != key) {
+                    ++m->rejected;
+                } else {
+                    best_len = l;
+                    best = Node{s.col_int(0), key, parent, std::move(toks), l};
+                }
+            }
+        }
+        s.reset();
+    }
+    if (best_len > 0) {
+        m->nodes.push_back(std::move(best));
+        m->n += best_len;
+    }
+}
+
+// Reads a node's block file into dst (room for all its tokens); false when it is missing or fails any check.
+bool DiskCache::Impl::read_node(const Node& nd, size_t token_bytes, uint8_t* dst) {
+    auto bytes = read_block_file(folder->blocks_fd(), block_file_name(nd.key));
+    if (!bytes.ok()) return false;
+    const BlockIdentity id{nd.key, nd.parent, nd.tokens};
+    return decode_block_file(bytes->data(), bytes->size(), id, nd.tokens.size() * token_bytes, dst).ok();
+}
+
+// A block whose file failed: if it still fails under the locks, its block and every entry using it go.
+void DiskCache::Impl::purge_block(Db& db, const Node& nd, size_t token_bytes) {
     std::vector<std::string> unlink_after;
+    BlocksLock lock(*folder);
     {
         Txn t(db, true);
-        Stmt& s = db.q("SELECT 1 FROM blocks WHERE id=?1 AND file=?2");
-        s.bind(1, block_id).bind_text(2, file);
+        Stmt& s = db.q("SELECT 1 FROM blocks WHERE id=?1 AND key=?2");
+        s.bind(1, nd.id).bind_blob(2, nd.key.bytes());
         const bool still_there = s.step();
         s.reset();
         if (!still_there) return;  // evicted meanwhile: not corrupt, just gone
+        std::vector<uint8_t> scratch(nd.tokens.size() * token_bytes);
+        if (read_node(nd, token_bytes, scratch.data())) return;  // replaced meanwhile by a good file
         std::vector<int64_t> users;
         Stmt& u = db.q("SELECT DISTINCT entry_id FROM entry_blocks WHERE block_id=?1");
-        u.bind(1, block_id);
+        u.bind(1, nd.id);
         while (u.step()) users.push_back(u.col_int(0));
         u.reset();
         for (int64_t e : users) drop_entry(db, e, &unlink_after);
@@ -710,26 +815,27 @@ int DiskCache::Impl::lookup_once(Db& db, const std::vector<Token>& q, const std:
     st.positions.resize(best.n);
     for (size_t i = 0; i < best.n; ++i) st.positions[i] = (Pos)i;
     st.kv.resize(best.n * tb);
+    if (best.rejected) {
+        std::lock_guard<std::mutex> lock(stats_mu);
+        stats.rejected += best.rejected;
+    }
     std::vector<uint8_t> scratch;
     size_t at = 0;
     for (const Node& nd : best.nodes) {
-        int err = 0;
-        auto bytes = read_whole_file(block_path(nd.file), &err);
-        Status ok = bytes.ok() ? Status{} : Status{bytes.error()};
-        if (bytes.ok()) {
-            const size_t raw = (size_t)nd.n_tokens * tb;
-            uint8_t* dst = st.kv.data() + at * tb;
-            if (nd.used < nd.n_tokens) {
-                scratch.resize(raw);
-                dst = scratch.data();
-            }
-            ok = decode_block_file(bytes->data(), bytes->size(), nd.key, nd.n_tokens, raw, dst);
-            if (ok.ok() && dst == scratch.data()) std::memcpy(st.kv.data() + at * tb, scratch.data(), nd.used * tb);
+        uint8_t* dst = st.kv.data() + at * tb;
+        if (nd.used < nd.tokens.size()) {
+            scratch.resize(nd.tokens.size() * tb);
+            dst = scratch.data();
         }
-        if (!ok.ok()) {
-            purge_block(db, nd.id, nd.file);
+        if (!read_node(nd, tb, dst)) {
+            {
+                std::lock_guard<std::mutex> lock(stats_mu);
+                ++stats.rejected;
+            }
+            purge_block(db, nd, tb);
             return 2;
         }
+        if (dst == scratch.data()) std::memcpy(st.kv.data() + at * tb, scratch.data(), nd.used * tb);
         at += nd.used;
     }
     out->n_past = (int32_t)best.n;
@@ -770,6 +876,7 @@ std::optional<CacheEntry> DiskCache::lookup_impl(const std::vector<Token>& token
             c.stats.bytes_out += state_bytes((size_t)out.n_past, out.state.layout);
             return out;
         } catch (const SqlError& e) {
+            c.note_error(e);
             if (!e.busy()) break;
         }
     }
@@ -815,131 +922,46 @@ CacheStats DiskCache::stats() const {
 }
 
 Status DiskCache::clear() {
-    std::vector<std::string> files;
     try {
+        // Under the BlocksLock no one can publish a block, so after the commit every block file is an orphan:
+        // all files of our name pattern in blocks/ go (and nothing else).
+        BlocksLock lock(*impl_->folder);
         Impl::Conn c(*impl_);
         Db& db = *c;
         Txn t(db, true);
-        Stmt& s = db.q("SELECT file FROM blocks");
-        while (s.step()) files.push_back(s.col_text(0));
-        s.reset();
         db.exec("DELETE FROM entry_blocks; DELETE FROM entries; DELETE FROM blocks; DELETE FROM roots;"
                 "UPDATE meta SET value=0 WHERE name IN ('total_bytes', 'n_entries', 'n_blocks')");
         t.commit();
+        impl_->folder->remove_block_files({});
     } catch (const SqlError& e) {
+        impl_->note_error(e);
         return make_error(ErrorCode::kIo, fmt::format("disk cache clear: {}", e.what()));
     }
-    impl_->unlink_files(files);
     return {};
 }
 
-std::string DiskCache::Impl::consistency_problem(Db& db) {
-    struct B {
-        Key128 key, parent;
-        int64_t n_tokens, refcount, size;
-        std::string file;
-        int64_t refs = 0;
-        size_t token_bytes = 0;
-    };
-    std::unordered_map<int64_t, B> blocks;
-    {
-        Stmt& s = db.q("SELECT id, key, parent, n_tokens, refcount, size, file FROM blocks");
-        while (s.step()) {
-            blocks[s.col_int(0)] = B{key_of(s.col_blob(1)), key_of(s.col_blob(2)), s.col_int(3), s.col_int(4),
-                                     s.col_int(5), s.col_text(6)};
-        }
-        s.reset();
+const std::vector<std::string>& DiskCache::warnings() const { return impl_->warnings; }
+
+Result<std::shared_ptr<DiskCache>> open_disk_cache_tier(const std::string& dir, size_t capacity_bytes,
+                                                        const std::function<void(const std::string&)>& warn,
+                                                        const DiskCacheOptions& options) {
+    auto cache = DiskCache::open(dir, capacity_bytes, options);
+    if (!cache.ok()) {
+        if (cache.error().code != ErrorCode::kIo) return cache.error();
+        warn(cache.error().message + "; running without the disk cache");
+        return std::shared_ptr<DiskCache>();
     }
-    std::unordered_map<Key128, KvLayout, Key128Hash> roots;
-    {
-        Stmt& s = db.q("SELECT key, n_layer, n_head_kv, head_dim, kv_type FROM roots");
-        while (s.step()) {
-            roots[key_of(s.col_blob(0))] = KvLayout{(uint32_t)s.col_int(1), (uint32_t)s.col_int(2),
-                                                    (uint32_t)s.col_int(3), (uint32_t)s.col_int(4)};
-        }
-        s.reset();
-    }
-    struct E {
-        int64_t id;
-        Key128 key, root;
-        int64_t n_tokens, size;
-    };
-    std::vector<E> entries;
-    {
-        Stmt& s = db.q("SELECT id, key, root, n_tokens, size FROM entries");
-        while (s.step()) entries.push_back(E{s.col_int(0), key_of(s.col_blob(1)), key_of(s.col_blob(2)), s.col_int(3), s.col_int(4)});
-        s.reset();
-    }
-    int64_t n_refs = 0;
-    for (const E& e : entries) {
-        auto rit = roots.find(e.root);
-        if (rit == roots.end()) return fmt::format("entry {} has no root row", e.id);
-        std::vector<std::pair<int64_t, int64_t>> chain;
-        Stmt& s = db.q("SELECT idx, block_id FROM entry_blocks WHERE entry_id=?1 ORDER BY idx");
-        s.bind(1, e.id);
-        while (s.step()) chain.emplace_back(s.col_int(0), s.col_int(1));
-        s.reset();
-        if (chain.empty()) return fmt::format("entry {} has no blocks", e.id);
-        Key128 parent = e.root;
-        int64_t tokens = 0, size = 0;
-        for (size_t i = 0; i < chain.size(); ++i) {
-            if (chain[i].first != (int64_t)i) return fmt::format("entry {}: chain index {} at position {}", e.id, chain[i].first, i);
-            auto bit = blocks.find(chain[i].second);
-            if (bit == blocks.end()) return fmt::format("entry {}: block {} missing", e.id, chain[i].second);
-            B& b = bit->second;
-            if (b.parent != parent) return fmt::format("entry {}: block {} has the wrong parent", e.id, chain[i].second);
-            if (i + 1 < chain.size() && b.n_tokens != (int64_t)kCacheBlockTokens) {
-                return fmt::format("entry {}: inner block {} holds {} tokens", e.id, chain[i].second, b.n_tokens);
-            }
-            b.refs++;
-            b.token_bytes = rit->second.token_bytes();
-            parent = b.key;
-            tokens += b.n_tokens;
-            size += b.size;
-        }
-        if (parent != e.key) return fmt::format("entry {}: key is not its last block's key", e.id);
-        if (tokens != e.n_tokens) return fmt::format("entry {}: {} tokens in blocks, {} recorded", e.id, tokens, e.n_tokens);
-        if (size != e.size) return fmt::format("entry {}: {} bytes in blocks, {} recorded", e.id, size, e.size);
-        n_refs += (int64_t)chain.size();
-    }
-    {
-        Stmt& s = db.q("SELECT COUNT(*) FROM entry_blocks");
-        s.step();
-        const int64_t all = s.col_int(0);
-        s.reset();
-        if (all != n_refs) return fmt::format("{} entry_blocks rows, {} belong to entries", all, n_refs);
-    }
-    int64_t total = (int64_t)entries.size() * kEntryRowBytes + n_refs * kRefRowBytes;
-    std::unordered_set<std::string> files;
-    for (const auto& [id, b] : blocks) {
-        if (b.refcount != b.refs) return fmt::format("block {}: refcount {}, {} references", id, b.refcount, b.refs);
-        if (b.refs == 0) return fmt::format("block {} is not used by any entry", id);
-        const std::string path = block_path(b.file);
-        auto bytes = read_whole_file(path);
-        if (!bytes.ok()) return fmt::format("block {}: {}", id, bytes.error().message);
-        if ((int64_t)bytes->size() != b.size) return fmt::format("block {}: file has {} bytes, row says {}", id, bytes->size(), b.size);
-        std::vector<uint8_t> raw((size_t)b.n_tokens * b.token_bytes);
-        auto ok = decode_block_file(bytes->data(), bytes->size(), b.key, (uint32_t)b.n_tokens, raw.size(), raw.data());
-        if (!ok.ok()) return fmt::format("block {}: {}", id, ok.error().message);
-        files.insert(b.file);
-        total += b.size + block_row_bytes((size_t)b.n_tokens);
-    }
-    std::error_code ec;
-    for (const auto& f : fs::directory_iterator(blocks_dir, ec)) {
-        if (!files.count(f.path().filename().string())) return fmt::format("orphan block file {}", f.path().string());
-    }
-    if (meta_get(db, "total_bytes") != total) return fmt::format("meta total_bytes {} but the rows add up to {}", meta_get(db, "total_bytes"), total);
-    if (meta_get(db, "n_entries") != (int64_t)entries.size()) return "meta n_entries is wrong";
-    if (meta_get(db, "n_blocks") != (int64_t)blocks.size()) return "meta n_blocks is wrong";
-    if (total > (int64_t)capacity) return fmt::format("{} bytes held, over the capacity of {}", total, capacity);
-    return "";
+    for (const std::string& w : (*cache)->warnings()) warn(w);
+    return cache;
 }
+
 
 Status DiskCache::check_consistency() {
     try {
+        BlocksLock lock(*impl_->folder);
         Impl::Conn c(*impl_);
         Txn t(*c, true);
-        const std::string problem = impl_->consistency_problem(*c);
+        const std::string problem = consistency_problem(*c, *impl_->folder, impl_->capacity);
         t.commit();
         if (!problem.empty()) return make_error(ErrorCode::kInternal, fmt::format("disk cache '{}': {}", impl_->dir, problem));
         return {};

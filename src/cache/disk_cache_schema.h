@@ -6,6 +6,6 @@
 
 namespace llama_crab::cache_detail {
 
-inline constexpr int64_t kDiskCacheSchemaVersion = 1;
+inline constexpr int64_t kDiskCacheSchemaVersion = 2;  // 2: block files carry their tokens (block_file.h)
 
 }  // namespace llama_crab::cache_detail

@@ -17,13 +17,7 @@ namespace {
 using namespace cache_test;
 namespace fs = std::filesystem;
 
-DiskCacheOptions fast() {
-    DiskCacheOptions o;
-    o.fsync = false;
-    return o;
-}
-
-std::shared_ptr<DiskCache> open_cache(const fs::path& dir, size_t cap, DiskCacheOptions o = fast()) {
+std::shared_ptr<DiskCache> open_cache(const fs::path& dir, size_t cap, DiskCacheOptions o = fast_disk_options()) {
     auto c = DiskCache::open(dir.string(), cap, o);
     EXPECT_TRUE(c.ok()) << c.error().to_string();
     return c.ok() ? *c : nullptr;
@@ -179,23 +173,27 @@ TEST(DiskCache, OpenRemovesGarbage) {
         auto c = open_cache(dir.path(), 64 << 20);
         ASSERT_TRUE(c->store(a, make_entry(a, fp, small_layout())).ok());
     }
-    // An unreferenced block file (a crash between rename and commit) and a dead writer's temp file.
-    testing::write_file_bytes(dir.path() / "blocks" / "0123-orphan.blk", std::vector<uint8_t>(100, 1));
-    testing::write_file_bytes(dir.path() / "tmp" / "0123-dead.tmp", std::vector<uint8_t>(100, 2));
+    // An unreferenced block file (a crash between rename and commit) and a dead writer's temp file, both under
+    // names of the cache's own patterns (anything else is never removed: disk_cache_safety_test.cpp).
+    const std::string orphan = std::string(32, 'a') + ".blk", dead = std::string(32, 'b') + "-" + std::string(24, 'c') + ".tmp";
+    testing::write_file_bytes(dir.path() / "blocks" / orphan, std::vector<uint8_t>(100, 1));
+    testing::write_file_bytes(dir.path() / "tmp" / dead, std::vector<uint8_t>(100, 2));
     auto c = open_cache(dir.path(), 64 << 20);
-    EXPECT_FALSE(fs::exists(dir.path() / "blocks" / "0123-orphan.blk"));
-    EXPECT_FALSE(fs::exists(dir.path() / "tmp" / "0123-dead.tmp"));
+    EXPECT_FALSE(fs::exists(dir.path() / "blocks" / orphan));
+    EXPECT_FALSE(fs::exists(dir.path() / "tmp" / dead));
     EXPECT_TRUE(c->lookup(a, fp).has_value());
     expect_consistent(*c);
 }
 
 TEST(DiskCache, ForeignIndexIsRefused) {
+    // A folder without the cache's marker holding a file named index.sqlite that is not SQLite: not ours.
     testing::TempDir dir;
     fs::create_directories(dir.path());
     testing::write_file_bytes(dir.path() / "index.sqlite", std::vector<uint8_t>(4096, 'x'));
-    auto c = DiskCache::open(dir.path().string(), 1 << 20, fast());
+    auto c = DiskCache::open(dir.path().string(), 1 << 20, fast_disk_options());
     ASSERT_FALSE(c.ok());
-    EXPECT_EQ(c.error().code, ErrorCode::kInvalidFormat) << c.error().to_string();
+    EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument) << c.error().to_string();
+    EXPECT_EQ(testing::read_file_bytes(dir.path() / "index.sqlite"), std::vector<uint8_t>(4096, 'x'));
 }
 
 TEST(DiskCache, ThreadsShareOneCacheAndTwoHandles) {

@@ -1,6 +1,8 @@
 #include "cache/sqlite_db.h"
 
+#include <algorithm>
 #include <chrono>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -20,6 +22,16 @@ bool SqlError::busy() const {
 }
 
 bool SqlError::not_a_database() const { return (code & 0xff) == SQLITE_NOTADB; }
+
+bool SqlError::corrupt() const {
+    const int primary = code & 0xff;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
+bool SqlError::read_only() const {
+    const int primary = code & 0xff;
+    return primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN || primary == SQLITE_PERM;
+}
 
 Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
     const int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr);
@@ -76,7 +88,7 @@ std::string Stmt::col_text(int i) const {
 std::unique_ptr<Db> Db::open(const std::string& path, int busy_timeout_ms) {
     std::unique_ptr<Db> db(new Db());
     const int rc = sqlite3_open_v2(path.c_str(), &db->db_,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
     if (rc != SQLITE_OK) fail(db->db_, rc, fmt::format("open '{}'", path).c_str());
     sqlite3_busy_timeout(db->db_, busy_timeout_ms);
     sqlite3_extended_result_codes(db->db_, 1);
@@ -94,7 +106,10 @@ void Db::exec(const char* sql) {
     if (rc != SQLITE_OK) {
         std::string msg = err ? err : sqlite3_errstr(rc);
         sqlite3_free(err);
-        throw SqlError(rc, fmt::format("sqlite exec '{}': {} ({})", sql, msg, rc));
+        // Name the statement by its first line: a schema script would otherwise fill the screen.
+        const std::string_view text(sql);
+        const std::string_view first = text.substr(0, std::min(text.find('\n'), (size_t)60));
+        throw SqlError(rc, fmt::format("sqlite exec '{}{}': {} ({})", first, first.size() < text.size() ? "..." : "", msg, rc));
     }
 }
 

@@ -18,6 +18,8 @@ struct SqlError : std::runtime_error {
     int code;
     bool busy() const;  // SQLITE_BUSY / SQLITE_LOCKED: worth retrying the whole transaction
     bool not_a_database() const;  // SQLITE_NOTADB: the index file is something else
+    bool corrupt() const;         // SQLITE_CORRUPT or SQLITE_NOTADB: the index file is damaged
+    bool read_only() const;       // SQLITE_READONLY / CANTOPEN / PERM: the folder cannot be written
 };
 
 class Stmt {
@@ -45,7 +47,8 @@ private:
 
 class Db {
 public:
-    static std::unique_ptr<Db> open(const std::string& path, int busy_timeout_ms);  // throws SqlError
+    // Never follows a symlink at `path` (SQLITE_OPEN_NOFOLLOW). Throws SqlError.
+    static std::unique_ptr<Db> open(const std::string& path, int busy_timeout_ms);
     ~Db();
     Db(const Db&) = delete;
     Db& operator=(const Db&) = delete;

@@ -56,18 +56,19 @@ Status Llama::Impl::prefill(const std::vector<Token>& tokens, size_t from, const
     return {};
 }
 
-void Llama::Impl::store_in_cache(const std::vector<Token>& tokens) {
+Status Llama::Impl::store_in_cache(const std::vector<Token>& tokens) {
     // Only the exactly computed part of the KV may be stored: a shifted state under these tokens would be a
     // wrong answer for everyone who looks them up.
     const size_t n = std::min(tokens.size(), kv_exact_end);
-    if (!cache || n == 0) return;
+    if (!cache || n == 0) return {};
     auto st = ctx->state_seq_export(kSeq);
-    if (!st.ok() || st->n_tokens() < n) return;
+    if (!st.ok()) return st.error();
+    if (st->n_tokens() < n) return {};
     CacheEntry e;
     e.state = st->n_tokens() == n ? std::move(st).value() : st->prefix(n);
     e.n_past = (int32_t)n;
     const std::vector<Token> key(tokens.begin(), tokens.begin() + (ptrdiff_t)n);
-    (void)cache->store(key, e);  // a full or failing cache only costs future hits
+    return cache->store(key, e);  // a failure only costs future hits: the caller reports it
 }
 
 Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const CompletionOptions& options, const StreamCallback& callback) {
@@ -212,7 +213,7 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
     out.timings.decode_tok_per_s = out.timings.decode_ms > 0 ? out.timings.n_decode * 1000.0 / out.timings.decode_ms : 0;
 
     if (options.use_cache && cache) {
-        store_in_cache(options.cache_generated ? kv_tokens : prompt);
+        out.cache_store = store_in_cache(options.cache_generated ? kv_tokens : prompt);
     }
     return out;
 }

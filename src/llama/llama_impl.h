@@ -34,7 +34,7 @@ struct Llama::Impl {
     int32_t reuse_prefix(const std::vector<Token>& prompt, bool use_cache);
     // Decodes tokens (positions continuing kv_tokens) in n_batch chunks; logits for the last one.
     Status prefill(const std::vector<Token>& tokens, size_t from, const CompletionOptions& options);
-    void store_in_cache(const std::vector<Token>& tokens);
+    Status store_in_cache(const std::vector<Token>& tokens);
     void reset_after_error() {
         ctx->seq_rm(kSeq, -1, -1);
         kv_tokens.clear();

@@ -4,12 +4,12 @@
 #include <sys/mman.h>
 
 #include <cstring>
-#include <fstream>
 #include <mutex>
 
 #include "gguf/gguf.h"
 #include "model/arch.h"
 #include "model/weights.h"
+#include "util/atomic_file.h"
 #include "util/sha256.h"
 #include "vocab/vocab.h"
 
@@ -55,9 +55,8 @@ Result<std::unique_ptr<GgufFile>> open_file(const std::string& path, bool use_mm
         LC_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(path));
         return std::make_unique<GgufFile>(std::move(f));
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error(ErrorCode::kIo, fmt::format("cannot open '{}'", path));
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // read_file refuses a FIFO or device without blocking (symlinked models are fine).
+    LC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_file(path));
     auto f = GgufFile::from_memory(bytes.data(), bytes.size());
     if (!f.ok()) return make_error(f.error().code, f.error().message + " (file '" + path + "')");
     return std::make_unique<GgufFile>(std::move(f).value());

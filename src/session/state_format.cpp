@@ -301,7 +301,8 @@ Status write_state_file(const std::string& path, const SequenceState& state) {
 }
 
 Result<SequenceState> read_state_file(const std::string& path) {
-    LC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_file(path));
+    // Never blocks on a FIFO and never follows a symlink planted where a state file should be.
+    LC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_file(path, SIZE_MAX, Symlinks::kRefuse));
     auto s = deserialize_state(bytes.data(), bytes.size());
     if (!s.ok()) return make_error(s.error().code, fmt::format("'{}': {}", path, s.error().message));
     return s;

@@ -19,14 +19,13 @@ Status write_file_atomic(const std::string& path, const uint8_t* data, size_t si
     return w.commit();
 }
 
-Result<std::vector<uint8_t>> read_file(const std::string& path, size_t max_size) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error(ErrorCode::kIo, fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+Result<std::vector<uint8_t>> read_file(const std::string& path, size_t max_size, Symlinks symlinks) {
+    return read_file_at(AT_FDCWD, path, max_size, symlinks);
+}
+
+Result<std::vector<uint8_t>> read_file_at(int dir_fd, const std::string& path, size_t max_size, Symlinks symlinks) {
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return make_error(ErrorCode::kIo, fmt::format("'{}' is not a regular file", path));
-    }
+    LC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path, symlinks, dir_fd, &st));
     if ((uint64_t)st.st_size > max_size) {
         ::close(fd);
         return make_error(ErrorCode::kInvalidFormat, fmt::format("'{}' is {} bytes, more than the {} allowed", path, st.st_size, max_size));

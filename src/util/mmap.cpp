@@ -1,5 +1,7 @@
 #include "util/mmap.h"
 
+#include "util/regular_file.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -34,18 +36,9 @@ void MappedFile::reset() {
 }
 
 Result<MappedFile> MappedFile::open(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error(ErrorCode::kIo, "cannot open '" + path + "': " + std::strerror(errno));
+    // Users symlink models, so symlinks are followed; a FIFO or device is refused without blocking.
     struct stat st {};
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        ::close(fd);
-        return make_error(ErrorCode::kIo, "cannot stat '" + path + "': " + std::strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return make_error(ErrorCode::kIo, "'" + path + "' is not a regular file");
-    }
+    LC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path, Symlinks::kFollow, AT_FDCWD, &st));
     MappedFile f;
     f.size_ = (size_t)st.st_size;
     if (f.size_ > 0) {

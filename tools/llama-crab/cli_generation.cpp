@@ -100,8 +100,12 @@ Result<Llama> open_llama(const GenerationFlags& f) {
     LC_ASSIGN_OR_RETURN(Llama llama, Llama::load(params));
     bar->finish();
     if (!f.cache_dir.empty() && !f.no_cache) {
-        LC_ASSIGN_OR_RETURN(std::shared_ptr<DiskCache> cache, DiskCache::open(f.cache_dir, (size_t)f.cache_bytes));
-        llama.set_cache(std::move(cache));
+        // An unwritable folder is one warning and a run without the cache; a folder that is not a cache is an error.
+        LC_ASSIGN_OR_RETURN(std::shared_ptr<DiskCache> cache,
+                            open_disk_cache_tier(f.cache_dir, (size_t)f.cache_bytes, [](const std::string& w) {
+                                std::fprintf(stderr, "warning: %s\n", w.c_str());
+                            }));
+        if (cache) llama.set_cache(std::move(cache));
     }
     return llama;
 }

@@ -90,6 +90,7 @@ void run_complete(const CompleteFlags& f) {
     if (!out.ok()) return fail(out.error());
     // Interrupted: the text so far was printed; exit as a process stopped by SIGINT does (128 + 2).
     if (out->stop_reason == StopReason::Cancelled) exit_code() = 130;
+    if (!out->cache_store.ok()) std::fprintf(stderr, "warning: prompt not stored in the prefix cache: %s\n", out->cache_store.error().message.c_str());
     if (f.json_out) {
         // Replace invalid UTF-8 (a model can end mid-character) rather than fail to print the result.
         std::printf("%s\n", completion_json(*out).dump(-1, ' ', false, json::error_handler_t::replace).c_str());
