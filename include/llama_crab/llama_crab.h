@@ -11,3 +11,4 @@
 #include "llama_crab/model.h"
 #include "llama_crab/sampling.h"
 #include "llama_crab/session.h"
+#include "llama_crab/system.h"

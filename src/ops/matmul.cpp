@@ -148,7 +148,7 @@ void matmul_multi(ThreadPool& pool, const MatmulJob* jobs, int n_jobs, const flo
     if (n_tokens <= 0 || n_jobs <= 0) return;
     const int64_t n_in = jobs[0].w.n_in;
     const int64_t n_threads = pool.size();
-    const bool avx2 = cpu_has_avx2();
+    const IsaLevel isa = cpu_isa();  // at the scalar level, the TypeTraits path (the references are slow)
 
     // Activation formats, one per distinct conversion.
     ActFormat fmts[kMaxMatmulJobs];
@@ -159,7 +159,7 @@ void matmul_multi(ThreadPool& pool, const MatmulJob* jobs, int n_jobs, const flo
         const MatrixRef& w = jobs[j].w;
         assert(w.n_in == n_in);
         JobPlan& p = plans[j];
-        p.k = avx2 ? gemm_kernels(w.traits->type, true) : nullptr;
+        p.k = isa >= IsaLevel::kAvx2 ? gemm_kernels(w.traits->type, isa) : nullptr;
         ActFormat f;
         if (p.k != nullptr) {
             f.convert = p.k->convert_act;
