@@ -415,7 +415,7 @@ void gemv_f32_ref(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows,
 namespace {
 
 using T = TensorType;
-constexpr int kQ = kPanelRows, kF = kPanelRowsFloat;
+constexpr int kQ = kPanelRows, kF = kPanelRowsFloat, kW = kPanelRowsWide;
 // act type, panel rows, act row bytes, panel bytes, convert, pack, panel, gemv
 const GemmKernels kQ4_0Ref{T::Q8_0, kQ, act_q8_row_bytes, panel_q4_0_bytes, convert_act_q8_ref, pack_q4_0_ref,
                            panel_q4_0_ref, gemv_q4_0_ref};
@@ -429,6 +429,12 @@ const GemmKernels kF16Ref{T::F16, kF, act_f_row_bytes, panel_f16_bytes, convert_
                           panel_f16_ref, gemv_f16_ref};
 const GemmKernels kF32Ref{T::F32, kF, act_f_row_bytes, panel_f32_bytes, convert_act_f32, pack_f32_ref,
                           panel_f32_ref, gemv_f32_ref};
+// The references of the 16-row layouts of the AVX-512 kernels.
+const GemmKernels kQ4_0X16Ref{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes, convert_act_q8_ref,
+                              pack_q4_0_x16_ref, panel_q4_0_x16_ref, gemv_q4_0_ref};
+const GemmKernels kQ8_0X16Ref{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes, convert_act_q8_ref,
+                              pack_q8_0_x16_ref, panel_q8_0_x16_ref, gemv_q8_0_ref};
+
 const GemmKernels kQ4_0Avx2{T::Q8_0, kQ, act_q8_row_bytes, panel_q4_0_bytes, convert_act_q8_avx2, pack_q4_0_avx2,
                             panel_q4_0_avx2, gemv_q4_0_avx2};
 const GemmKernels kQ8_0Avx2{T::Q8_0, kQ, act_q8_row_bytes, panel_q8_0_bytes, convert_act_q8_avx2, pack_q8_0_avx2,
@@ -442,6 +448,12 @@ const GemmKernels kF16Avx2{T::F16, kF, act_f_row_bytes, panel_f16_bytes, convert
 const GemmKernels kF32Avx2{T::F32, kF, act_f_row_bytes, panel_f32_bytes, convert_act_f32, pack_f32_avx2,
                            panel_f32_avx2, gemv_f32_avx2};
 
+
+// AVX-512: the VNNI panel kernels of Q4_0 / Q8_0 on 16-row panels; activation conversion and GEMV stay AVX2.
+const GemmKernels kQ4_0Avx512{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes, convert_act_q8_avx2,
+                              pack_q4_0_x16_avx512, panel_q4_0_x16_avx512, gemv_q4_0_avx2};
+const GemmKernels kQ8_0Avx512{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes, convert_act_q8_avx2,
+                              pack_q8_0_x16_avx512, panel_q8_0_x16_avx512, gemv_q8_0_avx2};
 
 }  // namespace
 
@@ -458,7 +470,9 @@ const GemmKernels* gemm_kernels(TensorType type, IsaLevel level) {
                 default: return nullptr;
             }
         case IsaLevel::kAvx512:
-            [[fallthrough]];  // no AVX-512 kernels yet
+            if (type == T::Q4_0) return &kQ4_0Avx512;
+            if (type == T::Q8_0) return &kQ8_0Avx512;
+            [[fallthrough]];  // the other types: the AVX2 kernels
         case IsaLevel::kAvx2:
             switch (type) {
                 case T::F16: return &kF16Avx2;
@@ -476,6 +490,8 @@ const GemmKernels* gemm_kernels(TensorType type, IsaLevel level) {
 const GemmKernels* gemm_kernels_ref(TensorType type, IsaLevel level) {
     const GemmKernels* k = gemm_kernels(type, level);
     if (k == nullptr) return nullptr;
+    if (k == &kQ4_0Avx512) return &kQ4_0X16Ref;
+    if (k == &kQ8_0Avx512) return &kQ8_0X16Ref;
     return gemm_kernels(type, IsaLevel::kScalar);
 }
 

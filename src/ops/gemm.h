@@ -7,7 +7,10 @@
 // integer adds give one exact integer dot product per row and block in each lane. The float work (convert, scale,
 // accumulate) is then done once per block for 8 rows instead of once per row, and every accumulator ends as 8
 // finished results (no horizontal sums). F16 / F32 panels are 16 rows copied side by side, multiplied in tiles
-// of 4 rows x 3 columns with 8-lane partial sums along the row (llama.cpp's float GEMM order).
+// of 4 rows x 3 columns with 8-lane partial sums along the row (llama.cpp's float GEMM order). At the AVX-512
+// level, Q4_0 / Q8_0 panels are 16 rows (one 32-bit lane of a ZMM each), multiplied with vpdpbusd (VNNI): the
+// weights are the unsigned operand (Q8_0 flipped by +128) and the offset comes off through the activation sums s
+// (gemm_avx512.cpp).
 //
 // GEMV kernels read the weight rows in place (each row is used once in decode), one row at a time: a single
 // sequential stream per thread is what the hardware prefetchers follow best (interleaving 2-4 rows measured 2-3x
@@ -170,5 +173,13 @@ void gemv_q4_k_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_row
                     size_t act_stride, int64_t n_cols, float* y, int64_t y_stride);
 void gemv_q6_k_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows, const uint8_t* act,
                     size_t act_stride, int64_t n_cols, float* y, int64_t y_stride);
+
+// ---- AVX-512 F/BW/DQ/VL + VNNI (gemm_avx512.cpp); call only when cpu_supports(IsaLevel::kAvx512) ----
+void pack_q4_0_x16_avx512(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
+void pack_q8_0_x16_avx512(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
+void panel_q4_0_x16_avx512(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                           int n_cols, float* y, int64_t y_stride);
+void panel_q8_0_x16_avx512(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                           int n_cols, float* y, int64_t y_stride);
 
 }  // namespace llama_crab
