@@ -5,6 +5,7 @@
 #include "ops/gemm.h"
 
 #include <cstring>
+#include <vector>
 
 #include "ops/quant_basic.h"
 #include "ops/quant_k.h"
@@ -272,6 +273,61 @@ void panel_q6_k_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* 
     }
 }
 
+// ---- 16-row k-quant panels (AVX-512): two 8-row panels interleaved in 32-byte units ----
+
+namespace {
+
+// One super-block of 8-row panels lo (rows 0-7) and hi (rows 8-15), bytes8 long each, into the 16-row layout.
+void interleave_x16(const uint8_t* lo, const uint8_t* hi, size_t bytes8, uint8_t* dst) {
+    for (size_t o = 0; o < bytes8; o += 32) {
+        std::memcpy(dst + 2 * o, lo + o, 32);
+        std::memcpy(dst + 2 * o + 32, hi + o, 32);
+    }
+}
+
+void pack_k_x16_ref(GemmPackFn pack8, size_t block8, size_t block_bytes, const uint8_t* w, size_t row_bytes,
+                    int n_rows, int64_t n, uint8_t* panel) {
+    uint8_t lo[kPanelQ6KBlock], hi[kPanelQ6KBlock];
+    for (int64_t i = 0; i < n / kQK_K; ++i) {
+        const uint8_t* blk = w + (size_t)i * block_bytes;
+        pack8(blk, row_bytes, n_rows < 8 ? n_rows : 8, kQK_K, lo);
+        pack8(n_rows > 8 ? blk + 8 * row_bytes : blk, row_bytes, n_rows > 8 ? n_rows - 8 : 0, kQK_K, hi);
+        interleave_x16(lo, hi, block8, panel + (size_t)i * 2 * block8);
+    }
+}
+
+// The reference product: the panel split back into its two 8-row panels, each through the 8-row reference.
+void panel_k_x16_ref(GemmPanelFn panel8, size_t block8, int64_t n, const uint8_t* panel, int n_rows,
+                     const uint8_t* act, size_t act_stride, int n_cols, float* y, int64_t y_stride) {
+    const int64_t nsb = n / kQK_K;
+    std::vector<uint8_t> lo((size_t)nsb * block8), hi((size_t)nsb * block8);
+    for (int64_t i = 0; i < nsb; ++i) {
+        for (size_t o = 0; o < block8; o += 32) {
+            std::memcpy(&lo[(size_t)i * block8 + o], panel + (size_t)i * 2 * block8 + 2 * o, 32);
+            std::memcpy(&hi[(size_t)i * block8 + o], panel + (size_t)i * 2 * block8 + 2 * o + 32, 32);
+        }
+    }
+    panel8(n, lo.data(), n_rows < 8 ? n_rows : 8, act, act_stride, n_cols, y, y_stride);
+    if (n_rows > 8) panel8(n, hi.data(), n_rows - 8, act, act_stride, n_cols, y + 8, y_stride);
+}
+
+}  // namespace
+
+void pack_q4_k_x16_ref(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel) {
+    pack_k_x16_ref(pack_q4_k_ref, kPanelQ4KBlock, sizeof(BlockQ4K), w, row_bytes, n_rows, n, panel);
+}
+void pack_q6_k_x16_ref(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel) {
+    pack_k_x16_ref(pack_q6_k_ref, kPanelQ6KBlock, sizeof(BlockQ6K), w, row_bytes, n_rows, n, panel);
+}
+void panel_q4_k_x16_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                        int n_cols, float* y, int64_t y_stride) {
+    panel_k_x16_ref(panel_q4_k_ref, kPanelQ4KBlock, n, panel, n_rows, act, act_stride, n_cols, y, y_stride);
+}
+void panel_q6_k_x16_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                        int n_cols, float* y, int64_t y_stride) {
+    panel_k_x16_ref(panel_q6_k_ref, kPanelQ6KBlock, n, panel, n_rows, act, act_stride, n_cols, y, y_stride);
+}
+
 // ---- GEMV (rows in place) ----
 
 void gemv_q4_0_ref(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows, const uint8_t* act,
@@ -434,6 +490,10 @@ const GemmKernels kQ4_0X16Ref{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes
                               pack_q4_0_x16_ref, panel_q4_0_x16_ref, gemv_q4_0_ref};
 const GemmKernels kQ8_0X16Ref{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes, convert_act_q8_ref,
                               pack_q8_0_x16_ref, panel_q8_0_x16_ref, gemv_q8_0_ref};
+const GemmKernels kQ4KX16Ref{T::Q8_K, kW, act_q8k_row_bytes, panel_q4_k_x16_bytes, quantize_q8_k_ref,
+                             pack_q4_k_x16_ref, panel_q4_k_x16_ref, gemv_q4_k_ref};
+const GemmKernels kQ6KX16Ref{T::Q8_K, kW, act_q8k_row_bytes, panel_q6_k_x16_bytes, quantize_q8_k_ref,
+                             pack_q6_k_x16_ref, panel_q6_k_x16_ref, gemv_q6_k_ref};
 
 const GemmKernels kQ4_0Avx2{T::Q8_0, kQ, act_q8_row_bytes, panel_q4_0_bytes, convert_act_q8_avx2, pack_q4_0_avx2,
                             panel_q4_0_avx2, gemv_q4_0_avx2};
@@ -454,6 +514,11 @@ const GemmKernels kQ4_0Avx512{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes
                               pack_q4_0_x16_avx512, panel_q4_0_x16_avx512, gemv_q4_0_avx2};
 const GemmKernels kQ8_0Avx512{T::Q8_0, kW, act_q8_row_bytes, panel_q_0_x16_bytes, convert_act_q8_avx2,
                               pack_q8_0_x16_avx512, panel_q8_0_x16_avx512, gemv_q8_0_avx2};
+// ... and of Q4_K / Q6_K on 16-row panels.
+const GemmKernels kQ4KAvx512{T::Q8_K, kW, act_q8k_row_bytes, panel_q4_k_x16_bytes, quantize_q8_k_avx2,
+                             pack_q4_k_x16_avx512, panel_q4_k_x16_avx512, gemv_q4_k_avx2};
+const GemmKernels kQ6KAvx512{T::Q8_K, kW, act_q8k_row_bytes, panel_q6_k_x16_bytes, quantize_q8_k_avx2,
+                             pack_q6_k_x16_avx512, panel_q6_k_x16_avx512, gemv_q6_k_avx2};
 
 }  // namespace
 
@@ -472,6 +537,8 @@ const GemmKernels* gemm_kernels(TensorType type, IsaLevel level) {
         case IsaLevel::kAvx512:
             if (type == T::Q4_0) return &kQ4_0Avx512;
             if (type == T::Q8_0) return &kQ8_0Avx512;
+            if (type == T::Q4_K) return &kQ4KAvx512;
+            if (type == T::Q6_K) return &kQ6KAvx512;
             [[fallthrough]];  // the other types: the AVX2 kernels
         case IsaLevel::kAvx2:
             switch (type) {
@@ -492,6 +559,8 @@ const GemmKernels* gemm_kernels_ref(TensorType type, IsaLevel level) {
     if (k == nullptr) return nullptr;
     if (k == &kQ4_0Avx512) return &kQ4_0X16Ref;
     if (k == &kQ8_0Avx512) return &kQ8_0X16Ref;
+    if (k == &kQ4KAvx512) return &kQ4KX16Ref;
+    if (k == &kQ6KAvx512) return &kQ6KX16Ref;
     return gemm_kernels(type, IsaLevel::kScalar);
 }
 

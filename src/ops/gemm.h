@@ -93,6 +93,11 @@ inline size_t panel_q4_k_bytes(int64_t n) { return (size_t)(n / 256) * kPanelQ4K
 // then d[8] as floats (32): 2848 bytes.
 constexpr size_t kPanelQ6KBlock = 2048 + 512 + 256 + 32;
 inline size_t panel_q6_k_bytes(int64_t n) { return (size_t)(n / 256) * kPanelQ6KBlock; }
+// 16-row Q4_K / Q6_K panels (AVX-512), per super-block: the 8-row panels of rows 0-7 and 8-15 interleaved in
+// 32-byte units (bytes 64j..64j+31 = unit j of rows 0-7, 64j+32.. = unit j of rows 8-15). Every field of the
+// 8-row layouts is whole units, so each field becomes 16 lanes (row r in bytes 4r..4r+3 of each 64-byte vector).
+inline size_t panel_q4_k_x16_bytes(int64_t n) { return (size_t)(n / 256) * 2 * kPanelQ4KBlock; }
+inline size_t panel_q6_k_x16_bytes(int64_t n) { return (size_t)(n / 256) * 2 * kPanelQ6KBlock; }
 
 // F16 / F32 panels: the 16 rows one after the other (n values each, zero rows past the matrix).
 inline size_t panel_f16_bytes(int64_t n) { return (size_t)n * 2 * kPanelRowsFloat; }
@@ -126,6 +131,12 @@ void panel_q8_0_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* 
 void panel_q4_0_x16_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
                         int n_cols, float* y, int64_t y_stride);
 void panel_q8_0_x16_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                        int n_cols, float* y, int64_t y_stride);
+void pack_q4_k_x16_ref(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
+void pack_q6_k_x16_ref(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
+void panel_q4_k_x16_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                        int n_cols, float* y, int64_t y_stride);
+void panel_q6_k_x16_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
                         int n_cols, float* y, int64_t y_stride);
 void panel_q4_k_ref(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride, int n_cols,
                     float* y, int64_t y_stride);
@@ -174,12 +185,18 @@ void gemv_q4_k_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_row
 void gemv_q6_k_avx2(int64_t n, const uint8_t* w, size_t row_bytes, int64_t n_rows, const uint8_t* act,
                     size_t act_stride, int64_t n_cols, float* y, int64_t y_stride);
 
-// ---- AVX-512 F/BW/DQ/VL + VNNI (gemm_avx512.cpp); call only when cpu_supports(IsaLevel::kAvx512) ----
+// ---- AVX-512 F/BW/DQ/VL + VNNI (gemm_avx512.cpp, gemm_k_avx512.cpp); call only when cpu_supports(IsaLevel::kAvx512) ----
 void pack_q4_0_x16_avx512(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
 void pack_q8_0_x16_avx512(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
 void panel_q4_0_x16_avx512(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
                            int n_cols, float* y, int64_t y_stride);
 void panel_q8_0_x16_avx512(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                           int n_cols, float* y, int64_t y_stride);
+void pack_q4_k_x16_avx512(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
+void pack_q6_k_x16_avx512(const uint8_t* w, size_t row_bytes, int n_rows, int64_t n, uint8_t* panel);
+void panel_q4_k_x16_avx512(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
+                           int n_cols, float* y, int64_t y_stride);
+void panel_q6_k_x16_avx512(int64_t n, const uint8_t* panel, int n_rows, const uint8_t* act, size_t act_stride,
                            int n_cols, float* y, int64_t y_stride);
 
 }  // namespace llama_crab
