@@ -1,7 +1,8 @@
-// Scalar references of the GEMM / GEMV kernels (layouts in gemm.h) and the kernel table.
+// Scalar references of the GEMM / GEMV kernels (layouts in gemm.h) and the kernel tables, one per ISA level.
 //
-// The references do the same exact integer sums as the AVX2 kernels and the same float operations per block, in
-// the same order; only fused multiply-adds may round differently.
+// The references do the same exact integer sums as the AVX2 and AVX-512 kernels and the same float operations per
+// block, in the same order; only fused multiply-adds may round differently. Each SIMD layout (8-row panels, the
+// 16-row panels of AVX-512) has its reference, found by gemm_kernels_ref().
 #include "ops/gemm.h"
 
 #include <cstring>
