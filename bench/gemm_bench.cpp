@@ -44,7 +44,7 @@ void BM_panel(benchmark::State& state, T type) {
     if (!cpu_has_avx2()) return state.SkipWithError("no AVX2");
     const int n_cols = (int)state.range(0);
     const int64_t n = 2048, n_tok = 64;
-    const GemmKernels& k = *gemm_kernels(type, true);
+    const GemmKernels& k = *gemm_kernels(type, cpu_isa());
     const int pr = k.panel_rows;
     const auto w = random_matrix(type, pr, n);
     const auto x = random_act(n * n_tok);
@@ -64,7 +64,7 @@ void BM_panel(benchmark::State& state, T type) {
 void BM_pack(benchmark::State& state, T type) {
     if (!cpu_has_avx2()) return state.SkipWithError("no AVX2");
     const int64_t n = 2048;
-    const GemmKernels& k = *gemm_kernels(type, true);
+    const GemmKernels& k = *gemm_kernels(type, cpu_isa());
     const auto w = random_matrix(type, k.panel_rows, n);
     std::vector<uint8_t> panel(k.panel_bytes(n));
     for (auto _ : state) {
@@ -78,7 +78,7 @@ void BM_pack(benchmark::State& state, T type) {
 void BM_pack_stream(benchmark::State& state, T type) {
     if (!cpu_has_avx2()) return state.SkipWithError("no AVX2");
     const int64_t n = 2048, n_out = 16384;
-    const GemmKernels& k = *gemm_kernels(type, true);
+    const GemmKernels& k = *gemm_kernels(type, cpu_isa());
     const auto w = random_matrix(type, n_out, n);
     const size_t rb = row_bytes(type_traits(type), n);
     std::vector<uint8_t> panel(k.panel_bytes(n));
@@ -92,7 +92,7 @@ void BM_pack_stream(benchmark::State& state, T type) {
 void BM_gemv(benchmark::State& state, T type) {
     if (!cpu_has_avx2()) return state.SkipWithError("no AVX2");
     const int64_t n = 2048, n_out = state.range(0);
-    const GemmKernels& k = *gemm_kernels(type, true);
+    const GemmKernels& k = *gemm_kernels(type, cpu_isa());
     const auto w = random_matrix(type, n_out, n);
     const auto x = random_act(n);
     std::vector<uint8_t> act(k.act_row_bytes(n));

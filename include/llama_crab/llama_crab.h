@@ -11,4 +11,5 @@
 #include "llama_crab/model.h"
 #include "llama_crab/sampling.h"
 #include "llama_crab/session.h"
+#include "llama_crab/system.h"
 #include "llama_crab/text.h"

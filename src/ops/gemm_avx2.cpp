@@ -10,46 +10,12 @@
 
 #include "ops/gemm.h"
 #include "ops/quant_basic.h"
+#include "ops/simd_avx2.h"
 
 namespace llama_crab {
 namespace {
 
 using u8 = uint8_t;
-
-inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline void storeu(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
-
-inline int32_t load_i32(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-inline float load_f32(const void* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-inline float load_h(const void* p) {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-// The 4-byte group at p in every 32-bit lane.
-inline __m256i bcast32(const void* p) { return _mm256_set1_epi32(load_i32(p)); }
-
-inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-inline int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
 
 // The 32 nibbles of a Q4_0 block in element order: low nibbles (elements 0..15), then high nibbles.
 inline __m256i q4_0_codes(const u8* qs) {
@@ -57,95 +23,28 @@ inline __m256i q4_0_codes(const u8* qs) {
     return _mm256_and_si256(_mm256_srlv_epi64(t, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
 }
 
-// An empty asm that claims to modify v: it pins the running sum in a register and keeps the compiler from
-// re-associating the chain of adds into a tree of spilled partial products (measured: 25-35% faster kernels).
-inline void keep_in_register(__m256i& v) { __asm__("" : "+x"(v)); }
-
-// 8 x 8 transpose of 32-bit elements: out[g] dword r = in[r] dword g.
-inline void transpose8(const __m256i (&in)[8], __m256i (&out)[8]) {
-    const __m256i t0 = _mm256_unpacklo_epi32(in[0], in[1]), t1 = _mm256_unpackhi_epi32(in[0], in[1]);
-    const __m256i t2 = _mm256_unpacklo_epi32(in[2], in[3]), t3 = _mm256_unpackhi_epi32(in[2], in[3]);
-    const __m256i t4 = _mm256_unpacklo_epi32(in[4], in[5]), t5 = _mm256_unpackhi_epi32(in[4], in[5]);
-    const __m256i t6 = _mm256_unpacklo_epi32(in[6], in[7]), t7 = _mm256_unpackhi_epi32(in[6], in[7]);
-    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-    const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-    out[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-    out[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-    out[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-    out[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-    out[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-    out[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-    out[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-    out[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
-
-// Writes 8 float results (lanes = rows) of one column: all of them, or the first n_rows.
-inline void store_rows(float* y, __m256 v, int n_rows) {
-    if (n_rows == kPanelRows) {
-        _mm256_storeu_ps(y, v);
-    } else {
-        float t[8];
-        _mm256_storeu_ps(t, v);
-        for (int r = 0; r < n_rows; ++r) y[r] = t[r];
-    }
-}
-
 // ---------------------------------------------------------------------------------------------------- packing
 
-// The 8 fp16 scales of one block of 8 rows (zero past n_rows) as floats.
-// (Built in a register: eight 2-byte stores read back as one 16-byte load would stall store forwarding.)
-inline void store_scales(const u8* w, size_t row_bytes, int n_rows, size_t offset, u8* dst) {
-    auto h = [&](int r) -> short {
-        uint16_t v = 0;
-        if (r < n_rows) std::memcpy(&v, w + (size_t)r * row_bytes + offset, 2);
-        return (short)v;
-    };
-    const __m128i v = _mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7));
-    _mm256_storeu_ps(reinterpret_cast<float*>(dst), _mm256_cvtph_ps(v));
-}
-
-// Q8_0: the 32 quants of each row are one vector; an 8 x 8 dword transpose makes the groups.
+// Q8_0 and Q4_0 panels: the groups of 8 rows (simd_avx2.h), then the 8 scales.
 void pack_q8_0(const u8* w, size_t row_bytes, int n_rows, int64_t n, u8* panel) {
     const int64_t nb = n / 32;
     for (int64_t b = 0; b < nb; ++b) {
         const size_t off = (size_t)b * sizeof(BlockQ8_0);
-        __m256i rows[8], groups[8];
-        for (int r = 0; r < 8; ++r) {
-            rows[r] = r < n_rows ? loadu(w + (size_t)r * row_bytes + off + offsetof(BlockQ8_0, qs)) : _mm256_setzero_si256();
-        }
-        transpose8(rows, groups);
+        __m256i groups[8];
+        q8_0_groups8(w + off + offsetof(BlockQ8_0, qs), row_bytes, n_rows, groups);
         for (int g = 0; g < 8; ++g) storeu(panel + 256 * b + 32 * g, groups[g]);
-        store_scales(w, row_bytes, n_rows, off, panel + 256 * nb + 32 * b);
+        store_scales8(w + off, row_bytes, n_rows, panel + 256 * nb + 32 * b);
     }
 }
 
-// Q4_0: dword k of the 16 packed bytes holds elements 4k..4k+3 (low nibbles) and 16+4k..16+4k+3 (high
-// nibbles), so transposing the packed dwords of 8 rows (a 4 x 4 transpose in each 128-bit lane, rows 0-3 in the
-// low lane and 4-7 in the high one) gives groups k and k + 4 after one mask and one shift.
 void pack_q4_0(const u8* w, size_t row_bytes, int n_rows, int64_t n, u8* panel) {
     const int64_t nb = n / 32;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (int64_t b = 0; b < nb; ++b) {
         const size_t off = (size_t)b * sizeof(BlockQ4_0);
-        __m128i q[8];
-        for (int r = 0; r < 8; ++r) {
-            q[r] = r < n_rows ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + (size_t)r * row_bytes + off + offsetof(BlockQ4_0, qs)))
-                              : _mm_setzero_si128();
-        }
-        __m256i y[4];
-        for (int i = 0; i < 4; ++i) y[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(q[i]), q[i + 4], 1);
-        const __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpackhi_epi32(y[0], y[1]);
-        const __m256i t2 = _mm256_unpacklo_epi32(y[2], y[3]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
-        const __m256i v[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
-                              _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
-        u8* dst = panel + 256 * b;
-        for (int k = 0; k < 4; ++k) {
-            storeu(dst + 32 * k, _mm256_and_si256(v[k], m4));
-            storeu(dst + 32 * (k + 4), _mm256_and_si256(_mm256_srli_epi16(v[k], 4), m4));
-        }
-        store_scales(w, row_bytes, n_rows, off, panel + 256 * nb + 32 * b);
+        __m256i groups[8];
+        q4_0_groups8(w + off + offsetof(BlockQ4_0, qs), row_bytes, n_rows, groups);
+        for (int g = 0; g < 8; ++g) storeu(panel + 256 * b + 32 * g, groups[g]);
+        store_scales8(w + off, row_bytes, n_rows, panel + 256 * nb + 32 * b);
     }
 }
 

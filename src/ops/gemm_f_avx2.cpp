@@ -14,30 +14,12 @@
 #include <cstring>
 
 #include "ops/gemm.h"
+#include "ops/simd_avx2.h"
 
 namespace llama_crab {
 namespace {
 
 using u8 = uint8_t;
-
-inline float load_f32(const void* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-inline uint16_t load_u16(const void* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
-
-inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 struct F16 {
     static constexpr size_t kElem = 2;

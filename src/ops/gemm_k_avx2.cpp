@@ -12,6 +12,7 @@
 
 #include "ops/gemm.h"
 #include "ops/quant_k.h"
+#include "ops/simd_avx2.h"
 
 namespace llama_crab {
 namespace {
@@ -20,54 +21,6 @@ using u8 = uint8_t;
 
 constexpr size_t kYQs = offsetof(BlockQ8K, qs);
 constexpr size_t kYBsums = offsetof(BlockQ8K, bsums);
-
-inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline void storeu(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
-inline int32_t load_i32(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-inline float load_f32(const void* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-inline __m256i bcast32(const void* p) { return _mm256_set1_epi32(load_i32(p)); }
-inline __m256 loadu_ps(const void* p) { return _mm256_loadu_ps(static_cast<const float*>(p)); }
-
-// Pins a running sum in a register: keeps the compiler from re-associating chains of adds into trees of spilled
-// partial products (see gemm_avx2.cpp).
-inline void keep_in_register(__m256i& v) { __asm__("" : "+x"(v)); }
-
-inline void transpose8(const __m256i (&in)[8], __m256i (&out)[8]) {
-    const __m256i t0 = _mm256_unpacklo_epi32(in[0], in[1]), t1 = _mm256_unpackhi_epi32(in[0], in[1]);
-    const __m256i t2 = _mm256_unpacklo_epi32(in[2], in[3]), t3 = _mm256_unpackhi_epi32(in[2], in[3]);
-    const __m256i t4 = _mm256_unpacklo_epi32(in[4], in[5]), t5 = _mm256_unpackhi_epi32(in[4], in[5]);
-    const __m256i t6 = _mm256_unpacklo_epi32(in[6], in[7]), t7 = _mm256_unpackhi_epi32(in[6], in[7]);
-    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-    const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-    out[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-    out[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-    out[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-    out[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-    out[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-    out[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-    out[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-    out[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
-
-inline void store_rows(float* y, __m256 v, int n_rows) {
-    if (n_rows == kPanelRows) {
-        _mm256_storeu_ps(y, v);
-    } else {
-        float t[8];
-        _mm256_storeu_ps(t, v);
-        for (int r = 0; r < n_rows; ++r) y[r] = t[r];
-    }
-}
 
 // The codes of one super-block as 8 vectors of 32 values in element order (v[j] = values 32j..32j+31).
 inline void codes_q4_k(const BlockQ4K* b, __m256i (&v)[8]) {

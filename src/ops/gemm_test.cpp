@@ -1,5 +1,6 @@
-// Tests of the GEMM / GEMV kernels (ops/gemm.h) and of matmul: AVX2 against the scalar references (activation
-// conversion and panel packing bit-identical, products within float-reordering limits), the references against
+// Tests of the GEMM / GEMV kernels (ops/gemm.h) and of matmul: every SIMD level (AVX2, AVX-512) against the scalar
+// references of the same layout (activation conversion and panel packing bit-identical, products within
+// float-reordering limits; a level the CPU lacks is skipped, naming the missing features), the references against
 // the TypeTraits dot products, extreme codes, and matmul / matmul_multi against a dequantize-then-f32 product
 // on ragged shapes and several thread counts.
 #include "ops/gemm.h"
@@ -69,15 +70,34 @@ double abs_dot(T type, const uint8_t* wrow, const float* x, int64_t n) {
 
 int64_t block_of(T type) { return type_traits(type).block_size; }
 
-class GemmTypes : public ::testing::TestWithParam<T> {};
+struct TypeLevel {
+    T type;
+    IsaLevel level;
+};
 
-std::string param_name(const ::testing::TestParamInfo<T>& info) { return type_traits(info.param).name; }
+std::vector<TypeLevel> type_levels() {
+    std::vector<TypeLevel> out;
+    for (IsaLevel level : {IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+        for (T type : kTypes) out.push_back({type, level});
+    }
+    return out;
+}
+
+class GemmTypes : public ::testing::TestWithParam<TypeLevel> {};
+
+std::string param_name(const ::testing::TestParamInfo<TypeLevel>& info) {
+    return std::string(type_traits(info.param.type).name) + "_" + isa_name(info.param.level);
+}
+
+std::string skip_reason(IsaLevel level) {
+    return std::string(isa_name(level)) + " kernels not tested: this CPU lacks " + isa_missing_features(level);
+}
 
 TEST_P(GemmTypes, ActivationConversionIsBitIdentical) {
-    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
-    const T type = GetParam();
-    const GemmKernels& ref = *gemm_kernels(type, false);
-    const GemmKernels& fast = *gemm_kernels(type, true);
+    const auto [type, level] = GetParam();
+    if (!cpu_supports(level)) GTEST_SKIP() << skip_reason(level);
+    const GemmKernels& ref = *gemm_kernels_ref(type, level);
+    const GemmKernels& fast = *gemm_kernels(type, level);
     for (int64_t n : {block_of(type), 4 * block_of(type), 22 * block_of(type)}) {
         const auto x = random_floats(3 * n, 7);
         EXPECT_EQ(convert_cols(ref, x, 3, n), convert_cols(fast, x, 3, n)) << n;
@@ -105,10 +125,10 @@ TEST_P(GemmTypes, ActivationConversionIsBitIdentical) {
 }
 
 TEST_P(GemmTypes, PackingIsBitIdentical) {
-    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
-    const T type = GetParam();
-    const GemmKernels& ref = *gemm_kernels(type, false);
-    const GemmKernels& fast = *gemm_kernels(type, true);
+    const auto [type, level] = GetParam();
+    if (!cpu_supports(level)) GTEST_SKIP() << skip_reason(level);
+    const GemmKernels& ref = *gemm_kernels_ref(type, level);
+    const GemmKernels& fast = *gemm_kernels(type, level);
     const int pr = ref.panel_rows;
     ASSERT_EQ(fast.panel_rows, pr);
     for (int64_t n : {(int64_t)256, (int64_t)768, (int64_t)(block_of(type) == 1 ? 37 : 256)}) {
@@ -124,17 +144,17 @@ TEST_P(GemmTypes, PackingIsBitIdentical) {
     }
 }
 
-// The scalar references against the TypeTraits dot product, and AVX2 against the references, for every column
-// count the tiles produce and partial panels.
+// The scalar references against the TypeTraits dot product, and the level's kernels against the references, for
+// every column count the tiles produce and partial panels.
 TEST_P(GemmTypes, KernelsMatchVecDot) {
-    const T type = GetParam();
+    const auto [type, level] = GetParam();
     const TypeTraits& wt = type_traits(type);
-    const GemmKernels& ref = *gemm_kernels(type, false);
-    const GemmKernels* fast = cpu_has_avx2() ? gemm_kernels(type, true) : nullptr;
+    const GemmKernels& ref = *gemm_kernels_ref(type, level);
+    const GemmKernels* fast = cpu_supports(level) ? gemm_kernels(type, level) : nullptr;
     const int pr = ref.panel_rows;
     for (int64_t n : {block_of(type), 3 * block_of(type), (int64_t)5632}) {
         if (n % block_of(type) != 0) continue;
-        for (int n_rows : {pr, pr - 3, 9, 1}) {
+        for (int n_rows : {pr, pr - 3, 9, 8, 1}) {
             if (n_rows > pr) continue;
             const int n_cols = kMaxCols;
             const auto wf = random_floats(pr * n, 21 + (uint32_t)n);
@@ -178,8 +198,8 @@ TEST_P(GemmTypes, KernelsMatchVecDot) {
                         EXPECT_NEAR(y_ref[i], vd, tol) << wt.name << " n=" << n << " r=" << r << " c=" << c;
                         EXPECT_NEAR(y_gemv[i], vd, tol) << wt.name << " gemv n=" << n << " r=" << r << " c=" << c;
                         if (fast != nullptr) {
-                            EXPECT_NEAR(y_fast[i], vd, tol) << wt.name << " avx2 n=" << n << " r=" << r << " c=" << c;
-                            EXPECT_NEAR(y_fgemv[i], vd, tol) << wt.name << " avx2 gemv n=" << n << " r=" << r;
+                            EXPECT_NEAR(y_fast[i], vd, tol) << wt.name << " " << isa_name(level) << " n=" << n << " r=" << r << " c=" << c;
+                            EXPECT_NEAR(y_fgemv[i], vd, tol) << wt.name << " " << isa_name(level) << " gemv n=" << n << " r=" << r;
                         }
                     }
                 }
@@ -187,16 +207,17 @@ TEST_P(GemmTypes, KernelsMatchVecDot) {
             }
         }
     }
+    if (fast == nullptr) GTEST_SKIP() << "references checked; " << skip_reason(level);
 }
 
 // A token's GEMV result must not depend on how many tokens share the call (the server batches 1..3 decode tokens
 // and promises the same tokens as a solo run): every column equals, bit for bit, the same column computed alone.
 TEST_P(GemmTypes, GemvColumnsAreIndependentOfTheirNeighbours) {
-    const T type = GetParam();
+    const auto [type, level] = GetParam();
     const TypeTraits& wt = type_traits(type);
-    for (bool use_avx2 : {false, true}) {
-        if (use_avx2 && !cpu_has_avx2()) continue;
-        const GemmKernels& k = *gemm_kernels(type, use_avx2);
+    for (bool fast : {false, true}) {
+        if (fast && !cpu_supports(level)) GTEST_SKIP() << "references checked; " << skip_reason(level);
+        const GemmKernels& k = fast ? *gemm_kernels(type, level) : *gemm_kernels_ref(type, level);
         const int64_t n = 7 * block_of(type) > 256 ? 7 * block_of(type) : 896;
         if (n % block_of(type) != 0) continue;
         const int n_rows = 5, n_cols = 3;
@@ -211,7 +232,7 @@ TEST_P(GemmTypes, GemvColumnsAreIndependentOfTheirNeighbours) {
         for (int c = 0; c < n_cols; ++c) {
             k.gemv(n, w.data(), rb, n_rows, act.data() + ab * (size_t)c, ab, 1, alone.data(), n_rows);
             for (int r = 0; r < n_rows; ++r) {
-                EXPECT_EQ(together[(size_t)(c * n_rows + r)], alone[(size_t)r]) << wt.name << (use_avx2 ? " avx2" : " ref") << " r=" << r << " c=" << c;
+                EXPECT_EQ(together[(size_t)(c * n_rows + r)], alone[(size_t)r]) << wt.name << " " << (fast ? isa_name(level) : "ref") << " r=" << r << " c=" << c;
             }
         }
     }
@@ -219,7 +240,7 @@ TEST_P(GemmTypes, GemvColumnsAreIndependentOfTheirNeighbours) {
 
 // Weights at their largest codes against activations at +-127: the int16 partial sums must not saturate.
 TEST_P(GemmTypes, ExtremeCodesDoNotSaturate) {
-    const T type = GetParam();
+    const auto [type, level] = GetParam();
     if (type == T::F16 || type == T::F32) GTEST_SKIP() << "float weights: nothing to saturate";
     const TypeTraits& wt = type_traits(type);
     const int64_t n = 512;
@@ -266,13 +287,13 @@ TEST_P(GemmTypes, ExtremeCodesDoNotSaturate) {
         }
         std::vector<float> xf((size_t)n * 2, (float)sign);
         for (int64_t i = 0; i < n; ++i) xf[(size_t)(n + i)] = (i % 2 ? 1.0f : -1.0f) * (float)sign;
-        const GemmKernels& ref = *gemm_kernels(type, false);
+        const GemmKernels& ref = *gemm_kernels_ref(type, level);
         const Bytes act = convert_cols(ref, xf, 2, n);
         const size_t ab = ref.act_row_bytes(n);
         const Bytes vd_act = quantize_act_cols(wt.vec_dot_type, xf, 2, n);
         const size_t vb = row_bytes(type_traits(wt.vec_dot_type), n);
         std::vector<const GemmKernels*> ks = {&ref};
-        if (cpu_has_avx2()) ks.push_back(gemm_kernels(type, true));
+        if (cpu_supports(level)) ks.push_back(gemm_kernels(type, level));
         for (const GemmKernels* k : ks) {
             Bytes panel(k->panel_bytes(n));
             k->pack(w.data(), rb, 8, n, panel.data());
@@ -289,10 +310,10 @@ TEST_P(GemmTypes, ExtremeCodesDoNotSaturate) {
                 }
             }
         }
-    }
+    }    if (!cpu_supports(level)) GTEST_SKIP() << "references checked; " << skip_reason(level);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, GemmTypes, ::testing::ValuesIn(kTypes), param_name);
+INSTANTIATE_TEST_SUITE_P(All, GemmTypes, ::testing::ValuesIn(type_levels()), param_name);
 
 // ---- matmul ----
 

@@ -13,8 +13,11 @@ namespace {
 // Up to this many tokens, the GEMV kernels (rows read in place) beat repacking panels (measured: decode through
 // panels runs at less than half the speed).
 constexpr int64_t kGemvMaxTokens = 3;
-// Activation rows of one panel task are sized to stay in L2 while the task's panels stream over them.
+// Activation rows of one panel task are sized to stay in L2 while the task's panels stream over them; every panel
+// is packed once per chunk, so larger chunks pack less. CPUs with AVX-512 have at least 1 MiB of L2 per core (Zen 4,
+// Skylake-SP and later), the AVX2 ones we target 512 KiB (Zen 2/3).
 constexpr size_t kActChunkBytes = 256 * 1024;
+constexpr size_t kActChunkBytesAvx512 = 512 * 1024;
 // Tasks per thread to aim for: enough for the atomic counter to balance uneven threads.
 constexpr int64_t kTasksPerThread = 8;
 // Fewest weight bytes per GEMV task (smaller tasks cost more in hand-out than they gain in balance).
@@ -148,7 +151,7 @@ void matmul_multi(ThreadPool& pool, const MatmulJob* jobs, int n_jobs, const flo
     if (n_tokens <= 0 || n_jobs <= 0) return;
     const int64_t n_in = jobs[0].w.n_in;
     const int64_t n_threads = pool.size();
-    const bool avx2 = cpu_has_avx2();
+    const IsaLevel isa = cpu_isa();  // at the scalar level, the TypeTraits path (the references are slow)
 
     // Activation formats, one per distinct conversion.
     ActFormat fmts[kMaxMatmulJobs];
@@ -159,7 +162,7 @@ void matmul_multi(ThreadPool& pool, const MatmulJob* jobs, int n_jobs, const flo
         const MatrixRef& w = jobs[j].w;
         assert(w.n_in == n_in);
         JobPlan& p = plans[j];
-        p.k = avx2 ? gemm_kernels(w.traits->type, true) : nullptr;
+        p.k = isa >= IsaLevel::kAvx2 ? gemm_kernels(w.traits->type, isa) : nullptr;
         ActFormat f;
         if (p.k != nullptr) {
             f.convert = p.k->convert_act;
@@ -214,7 +217,8 @@ void matmul_multi(ThreadPool& pool, const MatmulJob* jobs, int n_jobs, const flo
         } else if (p.k != nullptr) {
             p.mode = Mode::kPanel;
             panel_bytes = std::max(panel_bytes, p.k->panel_bytes(n_in));
-            int64_t toks = std::max<int64_t>(16, (int64_t)(kActChunkBytes / act_row));
+            const size_t chunk = isa >= IsaLevel::kAvx512 ? kActChunkBytesAvx512 : kActChunkBytes;
+            int64_t toks = std::max<int64_t>(16, (int64_t)(chunk / act_row));
             const int64_t n_tc = ceil_div(n_tokens, toks);
             toks = (ceil_div(n_tokens, n_tc) + kMaxCols - 1) / kMaxCols * kMaxCols;  // even chunks, whole tiles
             const int64_t n_panels = ceil_div(w.n_out, p.k->panel_rows);

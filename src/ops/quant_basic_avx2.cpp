@@ -10,36 +10,12 @@
 #include <cstring>
 
 #include "ops/quant_basic.h"
+#include "ops/simd_avx2.h"
 
 namespace llama_crab {
 namespace {
 
 using u8 = uint8_t;
-
-inline float load_h(const u8* p) {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-inline void store_h(u8* p, float f) {
-    const uint16_t h = _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-    std::memcpy(p, &h, 2);
-}
-
-inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-inline int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Block decoding: 32 quants of a weight block as 32 bytes, in element order (low nibbles = elements 0..15).

@@ -317,7 +317,7 @@ TEST(QuantBasicKnown, Q8TiesRefVersusActivation) {
     }
     EXPECT_EQ(u16_at(r1, 2), 0x5810);  // s = 130
     EXPECT_EQ(u16_at(a1, 2), 0x5808);  // s = 129
-    if (cpu_has_avx2()) {
+    if (cpu_supports(IsaLevel::kAvx2)) {
         EXPECT_EQ(quantize_with(quantize_act_q8_0_avx2, scalar_traits(T::Q8_0), x), a0);
         EXPECT_EQ(quantize_with(quantize_act_q8_1_avx2, scalar_traits(T::Q8_1), x), a1);
     }
@@ -431,7 +431,7 @@ TEST(QuantBasicQuantize, ZeroAndConstantBlocks) {
 // Activation quantizers
 
 TEST(QuantBasicAct, Avx2BitIdenticalToScalar) {
-    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+    if (!cpu_supports(IsaLevel::kAvx2)) GTEST_SKIP() << "AVX2 kernels not tested: this CPU lacks " << isa_missing_features(IsaLevel::kAvx2);
     int rows = 0;
     for (T t : kActTypes) {
         const TypeTraits& tt = scalar_traits(t);
@@ -468,7 +468,7 @@ TEST(QuantBasicAct, Q8MatchesLlamaCppFormula) {
             const uint32_t seed = 5u + (uint32_t)kind;
             const auto x = kind < 4 ? random_row(n, seed, kind) : kind < 6 ? tie_row(n, seed) : inverse_sensitive_row(n, seed);
             std::vector<QuantizeFn> fns = {tt.quantize_act_ref};
-            if (cpu_has_avx2()) fns.push_back(avx2_traits(t).quantize_act);
+            if (cpu_supports(IsaLevel::kAvx2)) fns.push_back(avx2_traits(t).quantize_act);
             for (QuantizeFn fn : fns) {
                 const Bytes q = quantize_with(fn, tt, x);
                 for (int64_t b = 0; b < n / 32; ++b) {
@@ -567,7 +567,7 @@ TEST(QuantBasicVecDot, RefMatchesDequantizedDot) {
 double avx2_limit(T) { return 1e-6; }
 
 TEST(QuantBasicVecDot, Avx2MatchesScalar) {
-    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+    if (!cpu_supports(IsaLevel::kAvx2)) GTEST_SKIP() << "AVX2 kernels not tested: this CPU lacks " << isa_missing_features(IsaLevel::kAvx2);
     for (T t : kWeightTypes) {
         double worst = 0.0;
         for (int64_t n : dot_sizes(t)) {
@@ -609,7 +609,7 @@ TEST(QuantBasicVecDot, OneByFourMatchesSingleDots) {
             tx.vec_dot_1x4(n, four, x, y, stride);
             for (int j = 0; j < 4; ++j) EXPECT_EQ(four[j], single[j]) << type_name(t) << " scalar n=" << n << " j=" << j;
 
-            if (!cpu_has_avx2()) continue;
+            if (!cpu_supports(IsaLevel::kAvx2)) continue;
             const TypeTraits& fx = avx2_traits(t);
             for (int j = 0; j < 4; ++j) fx.vec_dot(n, &single[j], x, y + (size_t)j * stride);
             fx.vec_dot_1x4(n, four, x, y, stride);
@@ -630,7 +630,7 @@ TEST(QuantBasicVecDot, OneByFourMatchesSingleDots) {
                 EXPECT_LE(rel, avx2_limit(t)) << type_name(t) << " avx2 n=" << n << " j=" << j;
             }
         }
-        if (cpu_has_avx2()) {
+        if (cpu_supports(IsaLevel::kAvx2)) {
             std::printf("[ info ] %-5s AVX2 1x4 vs AVX2 single: max error %.3g of sum|x*y|\n", type_name(t).c_str(),
                         worst);
         }
@@ -646,7 +646,7 @@ TEST(QuantBasicVecDot, ZeroRowsGiveZero) {
         const Bytes x = quantize_with(tx.quantize_ref, tx, zeros);
         const Bytes y = quantize_with(ty.quantize_act_ref, ty, random_row(n, 3, 0));
         for (const TypeTraits* table : {tables().scalar, tables().avx2}) {
-            if (table == tables().avx2 && !cpu_has_avx2()) continue;
+            if (table == tables().avx2 && !cpu_supports(IsaLevel::kAvx2)) continue;
             float s = 1.0f;
             table[(int)t].vec_dot(n, &s, x.data(), y.data());
             EXPECT_EQ(s, 0.0f) << type_name(t);

@@ -18,21 +18,12 @@
 #include <cstring>
 
 #include "ops/quant_k.h"
+#include "ops/simd_avx2.h"
 
 namespace llama_crab {
 namespace {
 
 inline float f16(fp16_t h) { return _cvtsh_ss(h); }
-
-inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
-
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 // Shuffle mask repeating 16-bit word k of each 128-bit lane over that lane.
 inline __m256i word_bcast_mask(int k) { return _mm256_set1_epi16((short)(((2 * k + 1) << 8) | (2 * k))); }
@@ -68,7 +59,7 @@ inline void scale_add(__m256 (&acc)[NC], const __m256i (&v)[NC], float scale, co
 
 template <int NC>
 inline void store_sums(float* s, const __m256 (&acc)[NC]) {
-    for (int c = 0; c < NC; ++c) s[c] = hsum(acc[c]);
+    for (int c = 0; c < NC; ++c) s[c] = hsum_ps(acc[c]);
 }
 
 // ------------------------------------------------------------------------------------------------ Q2_K

@@ -448,7 +448,7 @@ std::vector<std::vector<float>> q8k_cases() {
 }
 
 TEST(QuantKQ8K, Avx2IsBitIdenticalToScalar) {
-    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+    if (!cpu_supports(IsaLevel::kAvx2)) GTEST_SKIP() << "AVX2 kernels not tested: this CPU lacks " << isa_missing_features(IsaLevel::kAvx2);
     std::vector<std::vector<float>> cases = q8k_cases();
     std::vector<float> special = gaussian(3 * kQK_K, 6);
     special[10] = std::numeric_limits<float>::infinity();  // block 0: max is Inf, iscale -0, Inf * 0 = NaN
@@ -584,7 +584,7 @@ Avx2Kernels avx2_kernels(int id) {
 }
 
 TEST(QuantKDot, Avx2MatchesScalarReference) {
-    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+    if (!cpu_supports(IsaLevel::kAvx2)) GTEST_SKIP() << "AVX2 kernels not tested: this CPU lacks " << isa_missing_features(IsaLevel::kAvx2);
     for (int id : kTypes) {
         const TypeTraits& t = traits(id);
         const Avx2Kernels k = avx2_kernels(id);
@@ -624,7 +624,7 @@ TEST(QuantKDot, Avx2MatchesScalarReference) {
 }
 
 TEST(QuantKDot, Avx2ExtremeCodesDoNotSaturate) {
-    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+    if (!cpu_supports(IsaLevel::kAvx2)) GTEST_SKIP() << "AVX2 kernels not tested: this CPU lacks " << isa_missing_features(IsaLevel::kAvx2);
     // All weight code bytes 0xff (largest codes, largest scales) against y = +-127 and -128: the integer
     // sums are at their extremes, so any 16-bit saturation would show as a large error.
     for (int id : kTypes) {

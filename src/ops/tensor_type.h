@@ -6,6 +6,8 @@
 #include <optional>
 #include <string_view>
 
+#include "ops/cpu_isa.h"
+
 namespace llama_crab {
 
 // Numeric ids are the GGUF/ggml type ids and appear in files: never renumber.
@@ -63,7 +65,5 @@ std::optional<TensorType> type_from_name(std::string_view name);  // case-insens
 
 // Bytes of a row of n values; n must be a multiple of the block size.
 inline size_t row_bytes(const TypeTraits& t, int64_t n) { return (size_t)(n / t.block_size) * t.block_bytes; }
-
-bool cpu_has_avx2();  // AVX2 + FMA + F16C, checked once at run time
 
 }  // namespace llama_crab

@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cctype>
-#include <cpuid.h>
 #include <string>
 
 #include "ops/quant_basic.h"
@@ -37,23 +36,6 @@ const TraitsTable& table() {
 }
 
 }  // namespace
-
-bool cpu_has_avx2() {
-    static const bool has = [] {
-        // CPUID directly: clang-14 does not know the "f16c" feature name of __builtin_cpu_supports.
-        unsigned a = 0, b = 0, c = 0, d = 0;
-        if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-        const bool fma = (c >> 12) & 1u, osxsave = (c >> 27) & 1u, avx = (c >> 28) & 1u, f16c = (c >> 29) & 1u;
-        if (!(fma && osxsave && avx && f16c)) return false;
-        unsigned xcr0_lo = 0, xcr0_hi = 0;
-        __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-        if ((xcr0_lo & 6u) != 6u) return false;  // the OS saves the YMM registers
-        if (__get_cpuid_max(0, nullptr) < 7) return false;
-        __cpuid_count(7, 0, a, b, c, d);
-        return ((b >> 5) & 1u) != 0;  // AVX2
-    }();
-    return has;
-}
 
 const TypeTraits* find_type_traits(uint32_t type_id) {
     if (type_id >= kMaxTypeId || !table().present[type_id]) return nullptr;

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "llama_crab/system.h"
 #include "support/testdata.h"
 
 namespace llama_crab {
@@ -119,6 +120,7 @@ TEST(CliModel, MakeModelThenBenchJson) {
     EXPECT_GT(bench[1]["avg_ts"].get<double>(), 0.0);
     EXPECT_EQ(bench[0]["n_threads"], 1);
     EXPECT_TRUE(bench[0].contains("stddev_ts"));
+    EXPECT_EQ(bench[0]["isa"].get<std::string>(), kernel_isa_name());
 }
 
 }  // namespace

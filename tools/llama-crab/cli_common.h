@@ -9,6 +9,7 @@
 #include "llama_crab/context.h"
 #include "llama_crab/error.h"
 #include "llama_crab/model.h"
+#include "llama_crab/system.h"
 
 namespace llama_crab::cli {
 

@@ -92,7 +92,7 @@ void run_bench(const BenchOptions& o) {
     }
     nlohmann::json out = nlohmann::json::array();
     if (!o.json_out) {
-        std::printf("| model | size | params | threads | test | t/s |\n|---|---|---|---|---|---|\n");
+        std::printf("| model | size | params | isa | threads | test | t/s |\n|---|---|---|---|---|---|---|\n");
     }
     std::mt19937 rng(1234);
     for (int nt : *threads) {
@@ -118,11 +118,12 @@ void run_bench(const BenchOptions& o) {
             if (o.json_out) {
                 out.push_back({{"model_filename", m.path()}, {"model_type", m.description()}, {"model_size", m.size_bytes()},
                                {"model_n_params", m.n_params()}, {"n_batch", cp.n_batch}, {"n_ubatch", cp.n_ubatch},
-                               {"n_threads", nt}, {"type_k", o.kv_type}, {"type_v", o.kv_type}, {"n_prompt", np}, {"n_gen", ng},
+                               {"n_threads", nt}, {"isa", kernel_isa_name()}, {"type_k", o.kv_type}, {"type_v", o.kv_type}, {"n_prompt", np}, {"n_gen", ng},
                                {"avg_ts", s.mean}, {"stddev_ts", s.stddev}, {"samples_ts", s.samples}});
             } else {
-                std::printf("| %s | %.2f MiB | %.2f M | %d | %s | %.2f ± %.2f |\n", m.description().c_str(),
-                            (double)m.size_bytes() / (1024.0 * 1024.0), (double)m.n_params() / 1e6, nt, test.c_str(), s.mean, s.stddev);
+                std::printf("| %s | %.2f MiB | %.2f M | %s | %d | %s | %.2f ± %.2f |\n", m.description().c_str(),
+                            (double)m.size_bytes() / (1024.0 * 1024.0), (double)m.n_params() / 1e6, kernel_isa_name(), nt,
+                            test.c_str(), s.mean, s.stddev);
                 std::fflush(stdout);
             }
         }

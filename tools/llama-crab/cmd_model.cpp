@@ -91,6 +91,7 @@ void run_info(const std::string& path, bool json_out) {
         return;
     }
     std::printf("path:         %s\n", m.path().c_str());
+    std::printf("kernels:      %s (LLAMA_CRAB_ISA=scalar|avx2|avx512 lowers it)\n", kernel_isa_name());
     std::printf("architecture: %s\n", hp.arch.c_str());
     std::printf("n_vocab %lld, n_ctx_train %lld, n_embd %lld, n_layer %lld, n_head %lld, n_head_kv %lld, n_ff %lld, head_dim %lld\n",
                 (long long)hp.n_vocab, (long long)hp.n_ctx_train, (long long)hp.n_embd, (long long)hp.n_layer, (long long)hp.n_head,

@@ -123,8 +123,8 @@ void register_serve_command(CLI::App& app) {
         auto port = srv.bind();
         if (!port.ok()) return fail(port.error());
         // Tests and scripts read this line to find the port (with --port 0).
-        std::printf("llama-crab serve: listening on http://%s:%d (model %s, %d slots)\n", o.host.c_str(), *port, o.model_path.c_str(),
-                    o.n_slots);
+        std::printf("llama-crab serve: listening on http://%s:%d (model %s, %d slots, %s kernels)\n", o.host.c_str(), *port,
+                    o.model_path.c_str(), o.n_slots, kernel_isa_name());
         std::fflush(stdout);
         SignalWatcher signals(srv);
         auto st = srv.run();
