@@ -76,7 +76,7 @@ Result<std::shared_ptr<Model>> Model::load(const std::string& path, const ModelP
     if (!arch_name.value()) {
         return make_error(ErrorCode::kInvalidFormat, fmt::format("'{}': metadata 'general.architecture' is missing", path));
     }
-    const ArchSpec* arch = find_arch(*arch_name.value());
+    const ArchDesc* arch = find_arch(*arch_name.value());
     if (arch == nullptr) {
         return make_error(ErrorCode::kUnsupported, fmt::format("'{}': unknown architecture '{}' (supported: {})", path,
                                                                *arch_name.value(), known_arch_names()));

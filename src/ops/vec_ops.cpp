@@ -1,6 +1,7 @@
 #include "ops/vec_ops.h"
 
 #include <cmath>
+#include <vector>
 
 #include "ops/tensor_type.h"
 
@@ -21,6 +22,42 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
     for (int64_t i = 0; i < n; ++i) {
         const float g = gate[i];
         out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+    }
+}
+
+float gelu_tanh(float x) {
+    constexpr float kCoefA = 0.044715f;
+    constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+    return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
+}
+
+namespace {
+
+// GELU of every f16 bit pattern, rounded to f16 (ggml's table_gelu_f16), built once.
+const fp16_t* gelu_f16_table() {
+    static const std::vector<fp16_t> table = [] {
+        std::vector<fp16_t> t(1 << 16);
+        for (uint32_t i = 0; i < t.size(); ++i) t[i] = fp32_to_fp16(gelu_tanh(fp16_to_fp32((fp16_t)i)));
+        return t;
+    }();
+    return table.data();
+}
+
+}  // namespace
+
+void gelu_mul(const float* gate, const float* up, int64_t n, float* out) {
+    const fp16_t* table = gelu_f16_table();
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        float y;
+        if (g <= -10.0f) {
+            y = 0.0f;
+        } else if (g >= 10.0f) {
+            y = g;
+        } else {
+            y = fp16_to_fp32(table[fp32_to_fp16(g)]);
+        }
+        out[i] = y * up[i];
     }
 }
 
