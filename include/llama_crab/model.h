@@ -81,6 +81,9 @@ public:
     uint64_t n_params() const;      // elements over all tensors
     uint64_t size_bytes() const;    // bytes of tensor data
     std::string description() const;  // "llama 2L 256d Q4_0" style summary
+    // The layer in words, one line per aspect: norms, attention (kind, scale, soft-capping), sliding window,
+    // RoPE, FFN, embeddings.
+    std::vector<std::string> layer_description() const;
 
     // SHA-256 (hex) over every tensor's name, type, shape and data, and the tokenizer metadata.
     // Computed on first use and cached; thread-safe.

@@ -370,9 +370,8 @@ std::vector<std::string> describe_layer(const ModelHparams& hp) {
     if (hp.n_swa > 0 && hp.swa_period > 0) {
         int64_t n_swa_layers = 0;
         for (int64_t il = 0; il < hp.n_layer; ++il) n_swa_layers += hp.is_swa_layer(il) ? 1 : 0;
-        out.push_back(fmt::format("window: {} of {} layers slide over the last {} positions (all but every {}th); "
-                                  "the others see the whole context",
-                                  n_swa_layers, hp.n_layer, hp.n_swa, hp.swa_period));
+        out.push_back(fmt::format("window: {} of {} layers (il % {} < {}) see only the last {} positions; the others the whole context",
+                                  n_swa_layers, hp.n_layer, hp.swa_period, hp.swa_period - 1, hp.n_swa));
     } else {
         out.push_back("window: none (every layer sees the whole context)");
     }
@@ -384,7 +383,7 @@ std::vector<std::string> describe_layer(const ModelHparams& hp) {
     if (hp.rope_freq_scale != 1.0f) rope += fmt::format(", linear scale {:g}", hp.rope_freq_scale);
     if (hp.has_rope_freqs) rope += ", per-dimension frequency factors (rope_freqs)";
     out.push_back(rope);
-    out.push_back(fmt::format("FFN: {}(gate) * up, {} gate+up, {} wide", hp.ffn_act == FfnActivation::kSilu ? "SiLU" : "GELU(tanh)",
+    out.push_back(fmt::format("FFN: {}(gate) * up, {} gate+up, {} wide", hp.ffn_act == FfnActivation::kSilu ? "SiLU" : "GELU_tanh",
                               hp.fused_gate_up ? "fused" : "separate", hp.n_ff));
     out.push_back(fmt::format("embeddings: {}{} output", hp.embd_scale != 1.0f ? fmt::format("scaled by {:g}, ", hp.embd_scale) : "",
                               hp.tied_output ? "tied" : "separate"));

@@ -148,6 +148,8 @@ std::string Model::description() const {
     return fmt::format("{} {}L {}d {:.2f}M params {}", hp.arch, hp.n_layer, hp.n_embd, (double)n_params() / 1e6, type);
 }
 
+std::vector<std::string> Model::layer_description() const { return describe_layer(impl_->hparams); }
+
 const std::string& Model::fingerprint() const {
     std::call_once(impl_->fingerprint_once, [this] {
         Sha256 h;
