@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "llama_crab/context.h"
+#include "llama_crab/llama.h"
 #include "llama_crab/model.h"
 #include "model/random_model.h"
 #include "ops/vec_ops.h"
@@ -178,6 +179,25 @@ TEST(Families, ContextShiftOnASlidingWindowModelKeepsTheWindowRule) {
             const auto want = next_logits_after(m, first, 0, [](Context&) {}, next, 60);
             EXPECT_LT(max_abs_diff(got, want), 0.02);  // float noise through 6 layers ~3e-3; a wrong base moves them by > 1
         }
+    }
+}
+
+// A file without tokenizer.chat_template chats in its family's format (real files carry one, which wins).
+TEST(Families, ChatWithoutATemplateUsesTheFamilysFormat) {
+    testing::TempDir dir;
+    for (const auto& [arch, marker] : std::vector<std::pair<std::string, std::string>>{
+             {"gemma3", "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"},
+             {"phi3", "<|user|>\nHi<|end|>\n<|assistant|>\n"},
+             {"qwen3", "<|im_start|>user\nHi<|im_end|>"}}) {
+        RandomModelSpec spec = testing::tiny_model_spec(3);
+        spec.arch = arch;
+        const std::string path = (dir / (arch + ".gguf")).string();
+        ASSERT_TRUE(write_random_model(spec, path).ok());
+        auto llama = Llama::load(LlamaParams(path));
+        ASSERT_TRUE(llama.ok()) << llama.error().to_string();
+        auto prompt = llama->apply_chat_template({{"user", "Hi"}}, true);
+        ASSERT_TRUE(prompt.ok()) << prompt.error().to_string();
+        EXPECT_NE(prompt->find(marker), std::string::npos) << arch << ": " << *prompt;
     }
 }
 
