@@ -154,92 +154,60 @@ std::string known_arch_names() {
     return s;
 }
 
-Result<ModelHparams> read_hparams(const GgufFile& file, const ArchDesc& arch) {
-    ModelHparams hp;
-    hp.arch = arch.name;
-    hp.rope_style = arch.rope_style;
-    const std::string p = std::string(arch.name) + ".";
+namespace {
+
+// Reads `<arch>.` keys, collecting every problem (missing, wrong type, out of range) instead of stopping.
+struct KeyReader {
+    const GgufFile& file;
+    std::string prefix;
     std::vector<std::string> problems;
 
-    auto need_int = [&](const std::string& key, int64_t& out, int64_t lo, int64_t hi) {
-        auto v = file.get_int(key);
+    void need_int(const std::string& key, int64_t& out, int64_t lo, int64_t hi) {
+        auto v = file.get_int(prefix + key);
         if (!v.ok()) {
             problems.push_back(v.error().message);
         } else if (!v.value()) {
-            problems.push_back(fmt::format("metadata '{}' is missing", key));
-        } else if (**v < lo || **v > hi) {
-            problems.push_back(fmt::format("metadata '{}' = {} is out of range [{}, {}]", key, **v, lo, hi));
+            problems.push_back(fmt::format("metadata '{}' is missing", prefix + key));
         } else {
-            out = **v;
+            check_range(key, **v, lo, hi, out);
         }
-    };
-    auto opt_int = [&](const std::string& key, int64_t& out, int64_t lo, int64_t hi) {
-        auto v = file.get_int(key);
+    }
+    void opt_int(const std::string& key, int64_t& out, int64_t lo, int64_t hi) {
+        auto v = file.get_int(prefix + key);
         if (!v.ok()) {
             problems.push_back(v.error().message);
         } else if (v.value()) {
-            if (**v < lo || **v > hi) {
-                problems.push_back(fmt::format("metadata '{}' = {} is out of range [{}, {}]", key, **v, lo, hi));
-            } else {
-                out = **v;
-            }
+            check_range(key, **v, lo, hi, out);
         }
-    };
-    auto opt_float = [&](const std::string& key, float& out, double lo, double hi) {
-        auto v = file.get_float(key);
+    }
+    void opt_float(const std::string& key, float& out, double lo, double hi) {
+        auto v = file.get_float(prefix + key);
         if (!v.ok()) {
             problems.push_back(v.error().message);
         } else if (v.value()) {
             if (!std::isfinite(**v) || **v < lo || **v > hi) {
-                problems.push_back(fmt::format("metadata '{}' = {} is out of range [{}, {}]", key, **v, lo, hi));
+                problems.push_back(fmt::format("metadata '{}' = {} is out of range [{}, {}]", prefix + key, **v, lo, hi));
             } else {
                 out = (float)**v;
             }
         }
-    };
-
-    constexpr int64_t kBig = 1 << 24;
-    need_int(p + "embedding_length", hp.n_embd, 1, kBig);
-    need_int(p + "block_count", hp.n_layer, 1, 4096);
-    need_int(p + "feed_forward_length", hp.n_ff, 1, kBig);
-    need_int(p + "attention.head_count", hp.n_head, 1, 4096);
-    hp.n_head_kv = hp.n_head;
-    opt_int(p + "attention.head_count_kv", hp.n_head_kv, 1, 4096);
-    hp.n_ctx_train = 2048;
-    opt_int(p + "context_length", hp.n_ctx_train, 1, 1ll << 31);
-    opt_float(p + "attention.layer_norm_rms_epsilon", hp.rms_eps, 0.0, 1.0);
-    opt_float(p + "rope.freq_base", hp.rope_freq_base, 1e-3, 1e12);
-    if (!problems.empty()) {
+    }
+    void check_range(const std::string& key, int64_t v, int64_t lo, int64_t hi, int64_t& out) {
+        if (v < lo || v > hi) {
+            problems.push_back(fmt::format("metadata '{}' = {} is out of range [{}, {}]", prefix + key, v, lo, hi));
+        } else {
+            out = v;
+        }
+    }
+    Error error(ErrorCode code) const {
         std::string msg = "model hparams: ";
         for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
-        return make_error(ErrorCode::kInvalidFormat, msg);
+        return make_error(code, msg);
     }
+};
 
-    hp.head_dim = hp.n_embd / hp.n_head;
-    opt_int(p + "attention.key_length", hp.head_dim, 1, 1 << 16);
-    int64_t value_length = hp.head_dim;
-    opt_int(p + "attention.value_length", value_length, 1, 1 << 16);
-    hp.n_rot = hp.head_dim;
-    opt_int(p + "rope.dimension_count", hp.n_rot, 2, hp.head_dim);
-
-    auto scaling_type = file.get_string(p + "rope.scaling.type");
-    float scaling_factor = 0.0f;
-    opt_float(p + "rope.scaling.factor", scaling_factor, 0.0, 1e6);
-    if (scaling_type.ok() && scaling_type.value() && *scaling_type.value() != "none" && *scaling_type.value() != "linear") {
-        problems.push_back(fmt::format("rope scaling type '{}' is not supported (none, linear)", *scaling_type.value()));
-    }
-    if (scaling_factor > 0.0f && (!scaling_type.ok() || !scaling_type.value() || *scaling_type.value() == "linear")) {
-        hp.rope_freq_scale = 1.0f / scaling_factor;
-    }
-    if (hp.n_head % hp.n_head_kv != 0) {
-        problems.push_back(fmt::format("head_count {} is not a multiple of head_count_kv {}", hp.n_head, hp.n_head_kv));
-    }
-    if (value_length != hp.head_dim) {
-        problems.push_back(fmt::format("value_length {} differs from key_length {} (not supported)", value_length, hp.head_dim));
-    }
-    if (hp.n_rot % 2 != 0) problems.push_back(fmt::format("rope.dimension_count {} is odd", hp.n_rot));
-
-    // The layer description, then the family's own keys (which may override its defaults).
+// The layer description into the hparams, then the family's own keys (which may override its defaults).
+void resolve_layer(const ArchDesc& arch, KeyReader& keys, ModelHparams& hp) {
     hp.qkv_bias = arch.qkv_bias;
     hp.fused_qkv = arch.fused_qkv;
     hp.qk_norm = arch.qk_norm;
@@ -253,30 +221,75 @@ Result<ModelHparams> read_hparams(const GgufFile& file, const ArchDesc& arch) {
     hp.rope_freq_base_swa = arch.swa_own_rope_base ? 10000.0f : hp.rope_freq_base;
     for (const KeySpec& k : arch.keys) {
         if (k.int_field != nullptr) {
-            opt_int(p + k.suffix, hp.*(k.int_field), (int64_t)k.lo, (int64_t)k.hi);
+            keys.opt_int(k.suffix, hp.*(k.int_field), (int64_t)k.lo, (int64_t)k.hi);
         } else {
-            opt_float(p + k.suffix, hp.*(k.float_field), k.lo, k.hi);
+            keys.opt_float(k.suffix, hp.*(k.float_field), k.lo, k.hi);
         }
     }
     if (arch.swa_period > 0 && hp.n_swa == 0) {
-        problems.push_back(fmt::format("metadata '{}attention.sliding_window' is missing ({} has sliding-window layers)", p, arch.name));
+        keys.problems.push_back(
+            fmt::format("metadata '{}attention.sliding_window' is missing ({} has sliding-window layers)", keys.prefix, arch.name));
     }
     hp.embd_scale = arch.embd_scale_sqrt ? std::sqrt((float)hp.n_embd) : 1.0f;
     const bool gemma_27b = arch.attn_scale == AttnScale::kGemma && hp.n_layer == arch.gemma_27b_layers;
     hp.attn_scale = 1.0f / std::sqrt((float)(gemma_27b ? hp.n_embd / hp.n_head : hp.head_dim));
+}
+
+}  // namespace
+
+Result<ModelHparams> read_hparams(const GgufFile& file, const ArchDesc& arch) {
+    ModelHparams hp;
+    hp.arch = arch.name;
+    hp.rope_style = arch.rope_style;
+    KeyReader keys{file, std::string(arch.name) + ".", {}};
+
+    constexpr int64_t kBig = 1 << 24;
+    keys.need_int("embedding_length", hp.n_embd, 1, kBig);
+    keys.need_int("block_count", hp.n_layer, 1, 4096);
+    keys.need_int("feed_forward_length", hp.n_ff, 1, kBig);
+    keys.need_int("attention.head_count", hp.n_head, 1, 4096);
+    hp.n_head_kv = hp.n_head;
+    keys.opt_int("attention.head_count_kv", hp.n_head_kv, 1, 4096);
+    hp.n_ctx_train = 2048;
+    keys.opt_int("context_length", hp.n_ctx_train, 1, 1ll << 31);
+    keys.opt_float("attention.layer_norm_rms_epsilon", hp.rms_eps, 0.0, 1.0);
+    keys.opt_float("rope.freq_base", hp.rope_freq_base, 1e-3, 1e12);
+    if (!keys.problems.empty()) return keys.error(ErrorCode::kInvalidFormat);
+
+    hp.head_dim = hp.n_embd / hp.n_head;
+    keys.opt_int("attention.key_length", hp.head_dim, 1, 1 << 16);
+    int64_t value_length = hp.head_dim;
+    keys.opt_int("attention.value_length", value_length, 1, 1 << 16);
+    hp.n_rot = hp.head_dim;
+    keys.opt_int("rope.dimension_count", hp.n_rot, 2, hp.head_dim);
+
+    auto scaling_type = file.get_string(keys.prefix + "rope.scaling.type");
+    float scaling_factor = 0.0f;
+    keys.opt_float("rope.scaling.factor", scaling_factor, 0.0, 1e6);
+    if (scaling_type.ok() && scaling_type.value() && *scaling_type.value() != "none" && *scaling_type.value() != "linear") {
+        keys.problems.push_back(fmt::format("rope scaling type '{}' is not supported (none, linear)", *scaling_type.value()));
+    }
+    if (scaling_factor > 0.0f && (!scaling_type.ok() || !scaling_type.value() || *scaling_type.value() == "linear")) {
+        hp.rope_freq_scale = 1.0f / scaling_factor;
+    }
+    if (hp.n_head % hp.n_head_kv != 0) {
+        keys.problems.push_back(fmt::format("head_count {} is not a multiple of head_count_kv {}", hp.n_head, hp.n_head_kv));
+    }
+    if (value_length != hp.head_dim) {
+        keys.problems.push_back(fmt::format("value_length {} differs from key_length {} (not supported)", value_length, hp.head_dim));
+    }
+    if (hp.n_rot % 2 != 0) keys.problems.push_back(fmt::format("rope.dimension_count {} is odd", hp.n_rot));
+
+    resolve_layer(arch, keys, hp);
 
     const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
     if (embd != nullptr) hp.n_vocab = embd->ne[1];
     if (const GgufValue* toks = file.find("tokenizer.ggml.tokens")) {
         if (embd != nullptr && (int64_t)toks->array.size() != hp.n_vocab) {
-            problems.push_back(fmt::format("tokenizer has {} tokens but token_embd.weight has {} rows", toks->array.size(), hp.n_vocab));
+            keys.problems.push_back(fmt::format("tokenizer has {} tokens but token_embd.weight has {} rows", toks->array.size(), hp.n_vocab));
         }
     }
-    if (!problems.empty()) {
-        std::string msg = "model hparams: ";
-        for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
-        return make_error(ErrorCode::kUnsupported, msg);
-    }
+    if (!keys.problems.empty()) return keys.error(ErrorCode::kUnsupported);
     return hp;
 }
 
