@@ -218,5 +218,20 @@ TEST(Families, GeluReadsLlamaCppsF16Table) {
     EXPECT_NE(out[5], gelu_tanh(gate[5]));  // rounded, not the float GELU
 }
 
+// The dispatching GELU (AVX2 where the CPU has it) equals the scalar reference bit for bit, over inputs that
+// cover every f16 rounding case in (-12, 12) and the clamps.
+TEST(Families, GeluKernelEqualsItsScalarReference) {
+    std::vector<float> gate, up;
+    for (int i = -1200000; i <= 1200000; ++i) gate.push_back((float)i * 1e-5f);
+    for (float x : {-10.0f, 10.0f, -9.999f, 9.999f, 1e-8f, -1e-8f, 6.1e-5f, -0.0f}) gate.push_back(x);
+    for (size_t i = 0; i < gate.size(); ++i) up.push_back(1.0f + (float)(i % 7) * 0.25f);
+    std::vector<float> a(gate.size()), b(gate.size());
+    gelu_mul(gate.data(), up.data(), (int64_t)gate.size(), a.data());
+    gelu_mul_ref(gate.data(), up.data(), (int64_t)gate.size(), b.data());
+    size_t mismatches = 0;
+    for (size_t i = 0; i < a.size(); ++i) mismatches += a[i] != b[i] ? 1 : 0;
+    EXPECT_EQ(mismatches, 0u);
+}
+
 }  // namespace
 }  // namespace llama_crab

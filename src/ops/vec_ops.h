@@ -19,6 +19,7 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 // table of the float GELU of every f16 value, rounded to f16, indexed by the input rounded to f16
 // (gate <= -10 gives 0, gate >= 10 gives gate).
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out);
+void gelu_mul_ref(const float* gate, const float* up, int64_t n, float* out);  // the scalar reference
 // The tanh-approximation GELU in float (what the table holds before rounding).
 float gelu_tanh(float x);
 
