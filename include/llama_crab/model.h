@@ -18,6 +18,7 @@ class GgufFile;
 struct ModelWeights;
 
 enum class RopeStyle { kNormal, kNeox };  // adjacent pairs (llama) or split halves (qwen2, "NeoX")
+enum class FfnActivation { kSilu, kGeluTanh };  // ffn = down(act(gate) * up)
 
 struct ModelHparams {
     std::string arch;
@@ -36,6 +37,25 @@ struct ModelHparams {
     RopeStyle rope_style = RopeStyle::kNormal;
     bool tied_output = false;      // logits use token_embd.weight
     bool has_rope_freqs = false;   // llama3-style per-dimension frequency factors
+
+    // The layer as the architecture describes it (src/model/arch.cpp); the forward pass interprets these.
+    bool qkv_bias = false;         // Q, K and V biases (qwen2)
+    bool fused_qkv = false;        // one attn_qkv tensor holds Q, K, V (phi3)
+    bool qk_norm = false;          // per-head RMS norms of Q and K before RoPE (qwen3, gemma3)
+    bool post_norms = false;       // RMS norms of the attention and FFN outputs before each residual add (gemma2, gemma3)
+    bool fused_gate_up = false;    // ffn_up holds gate then up (phi3)
+    FfnActivation ffn_act = FfnActivation::kSilu;
+    float embd_scale = 1.0f;       // token embeddings are multiplied by this (gemma: sqrt(n_embd))
+    float attn_scale = 0.0f;       // scale of Q.K (set at load: 1/sqrt(head_dim) unless the family says otherwise)
+    bool attn_scale_on_q = false;  // Q is scaled before Q.K (llama.cpp's gemma and phi3 graphs); else the scores are
+    float attn_softcap = 0.0f;     // scores -> c * tanh(scores / c) when > 0 (gemma2)
+    float final_softcap = 0.0f;    // logits -> c * tanh(logits / c) when > 0 (gemma2)
+    int64_t n_swa = 0;             // sliding window: a query at p sees keys at p - n_swa + 1 .. p (0: none)
+    int64_t swa_period = 0;        // layer il has the window when il % swa_period < swa_period - 1
+    float rope_freq_base_swa = 10000.0f;  // RoPE base of the sliding-window layers
+
+    bool is_swa_layer(int64_t il) const { return n_swa > 0 && swa_period > 0 && il % swa_period < swa_period - 1; }
+    float layer_rope_base(int64_t il) const { return is_swa_layer(il) ? rope_freq_base_swa : rope_freq_base; }
 
     int64_t n_embd_kv() const { return n_head_kv * head_dim; }  // K (or V) values per token per layer
     int64_t n_embd_q() const { return n_head * head_dim; }
@@ -61,6 +81,9 @@ public:
     uint64_t n_params() const;      // elements over all tensors
     uint64_t size_bytes() const;    // bytes of tensor data
     std::string description() const;  // "llama 2L 256d Q4_0" style summary
+    // The layer in words, one line per aspect: norms, attention (kind, scale, soft-capping), sliding window,
+    // RoPE, FFN, embeddings.
+    std::vector<std::string> layer_description() const;
 
     // SHA-256 (hex) over every tensor's name, type, shape and data, and the tokenizer metadata.
     // Computed on first use and cached; thread-safe.

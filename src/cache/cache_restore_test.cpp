@@ -1,9 +1,11 @@
 // A state restored from a RamCache, a DiskCache, a session file or state bytes, in this process or after a
-// process restart, gives bit-identical logits to recomputing the same tokens; a state of another model is a
+// process restart, gives bit-identical logits to recomputing the same tokens (also for a Gemma 3, whose
+// sliding-window layers see only the last positions: the restored state holds every cell, as the KV cache does); a state of another model is a
 // cache miss and a typed error; a damaged session file is refused without touching the sequence.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,12 +27,16 @@ class CacheRestoreTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         dir_ = new testing::TempDir();
-        for (int i = 0; i < 2; ++i) {
+        for (int i = 0; i < 3; ++i) {
             std::string name = "m";  // not "m" + to_string(i): g++ 12 gives a bogus -Wrestrict for that
             name += std::to_string(i);
             paths_[i] = (*dir_ / (name + ".gguf")).string();
-            ASSERT_TRUE(write_random_model(testing::tiny_model_spec(71 + (uint64_t)i), paths_[i]).ok());
+            const RandomModelSpec spec = i < 2 ? testing::tiny_model_spec(71 + (uint64_t)i) : testing::tiny_gemma3_spec(73, 32);
+            ASSERT_TRUE(write_random_model(spec, paths_[i]).ok());
         }
+        // The llama.cpp-converted Gemma 3 of the test data, when it is there.
+        const auto synth = testing::testdata_dir() / "models" / "synth-gemma3-q8_0.gguf";
+        if (testing::testdata_available() && std::filesystem::exists(synth)) paths_[3] = synth.string();
     }
     static void TearDownTestSuite() { delete dir_; }
 
@@ -70,17 +76,22 @@ protected:
         prefill(*c, cached);
         return continue_logits(*c, cont);
     }
+    static void restores_from_every_store(int model_index, uint64_t seed);
+
     static testing::TempDir* dir_;
-    static std::string paths_[2];
+    static std::string paths_[4];  // two tiny llamas, a tiny Gemma 3 (window 32), synth-gemma3 (test data; may be empty)
 };
 testing::TempDir* CacheRestoreTest::dir_ = nullptr;
-std::string CacheRestoreTest::paths_[2];
+std::string CacheRestoreTest::paths_[4];
 
-TEST_F(CacheRestoreTest, RestoredFromEveryStoreGivesBitIdenticalLogits) {
-    auto model = load(0);
-    std::mt19937_64 rng(3);
+// The stored conversation: 150 tokens (two full cache blocks and a tail). The new query shares its first 100 (more
+// than a Gemma 3's window of 32: its sliding-window layers must not see the first 68 of them, restored or not).
+void CacheRestoreTest::restores_from_every_store(int model_index, uint64_t seed) {
+    SCOPED_TRACE(paths_[model_index]);
+    auto model = load(model_index);
+    ASSERT_NE(model, nullptr);
+    std::mt19937_64 rng(seed);
     const int64_t nv = model->hparams().n_vocab;
-    // The stored conversation: 150 tokens (two full cache blocks and a tail). The new query shares its first 100.
     const auto stored = random_tokens(rng, 150, nv);
     const std::vector<Token> shared(stored.begin(), stored.begin() + 100);
     const auto cont = random_tokens(rng, 5, nv);
@@ -95,7 +106,7 @@ TEST_F(CacheRestoreTest, RestoredFromEveryStoreGivesBitIdenticalLogits) {
 
     auto ram = std::make_shared<RamCache>(16u << 20);
     ASSERT_TRUE(ram->store(stored, entry).ok());
-    const std::string disk_dir = (*dir_ / "disk").string();
+    const std::string disk_dir = (*dir_ / ("disk" + std::to_string(model_index))).string();
     {
         auto disk = DiskCache::open(disk_dir, 16u << 20);
         ASSERT_TRUE(disk.ok());
@@ -116,7 +127,7 @@ TEST_F(CacheRestoreTest, RestoredFromEveryStoreGivesBitIdenticalLogits) {
     // Session file and state bytes: the whole stored sequence.
     const auto cont2 = random_tokens(rng, 4, nv);
     const std::vector<float> want_full = recomputed(model, stored, cont2);
-    const std::string session = (*dir_ / "restore.session").string();
+    const std::string session = (*dir_ / ("restore" + std::to_string(model_index) + ".session")).string();
     ASSERT_TRUE(writer->save_session(session, kSeq).ok());
     const std::vector<uint8_t> bytes = writer->state_seq_get(kSeq);
     auto from_file = make(model);
@@ -127,6 +138,15 @@ TEST_F(CacheRestoreTest, RestoredFromEveryStoreGivesBitIdenticalLogits) {
     auto from_bytes = make(model);
     ASSERT_TRUE(from_bytes->state_seq_set(kSeq, bytes.data(), bytes.size()).ok());
     EXPECT_EQ(continue_logits(*from_bytes, cont2), want_full) << "state bytes";
+}
+
+TEST_F(CacheRestoreTest, RestoredFromEveryStoreGivesBitIdenticalLogits) { restores_from_every_store(0, 3); }
+
+TEST_F(CacheRestoreTest, SlidingWindowModelRestoredFromEveryStoreGivesBitIdenticalLogits) {
+    ASSERT_TRUE(load(2)->hparams().is_swa_layer(0));
+    restores_from_every_store(2, 13);
+    if (paths_[3].empty()) GTEST_SKIP() << "no synth-gemma3-q8_0.gguf in the test data";
+    restores_from_every_store(3, 14);
 }
 
 // Runs `body` in a forked child that shares nothing with this process but the files; true when it exited 0.

@@ -20,8 +20,10 @@ Result<std::string> Llama::apply_chat_template(const std::vector<ChatMessage>& m
     }
     const auto source = impl_->model->meta_string("tokenizer.chat_template");
     if (!source) {
-        // No template in the file: ChatML is the most common convention.
-        LC_ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::builtin("chatml"));
+        // No template in the file: the family's own format, else ChatML (the most common convention).
+        const std::string& arch = impl_->model->hparams().arch;
+        const char* name = arch == "gemma2" || arch == "gemma3" ? "gemma" : arch == "phi3" ? "phi3" : "chatml";
+        LC_ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::builtin(name));
         return t.render(messages, ro);
     }
     auto t = ChatTemplate::from_source(*source);

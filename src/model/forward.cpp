@@ -47,6 +47,7 @@ ForwardScratch::ForwardScratch(const ModelHparams& hp, int32_t n_ub, int32_t n_c
     gate.resize(n * (size_t)hp.n_ff);
     up.resize(n * (size_t)hp.n_ff);
     rope.resize(n * (size_t)hp.n_rot);
+    if (hp.n_swa > 0 && hp.rope_freq_base_swa != hp.rope_freq_base) rope_swa.resize(n * (size_t)hp.n_rot);
     attention.resize((size_t)n_threads);
     for (auto& a : attention) {
         a.scores.resize((size_t)kMaxQueriesPerKvRow * (size_t)n_ctx);
@@ -65,206 +66,320 @@ ForwardScratch::ForwardScratch(const ModelHparams& hp, int32_t n_ub, int32_t n_c
     vis_cells.reserve((size_t)n_ctx * 2);
 }
 
+namespace {
+
+// Everything one micro-batch's pass reads and writes. The blocks below are its steps, in order.
+struct Pass {
+    const ModelHparams& hp;
+    const ModelWeights& w;
+    KvCache& kv;
+    ThreadPool& pool;
+    ForwardScratch& s;
+    const UbatchView& ub;
+    const int64_t n_embd = hp.n_embd, n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv(), hd = hp.head_dim, n_ff = hp.n_ff;
+
+    float* x(int64_t t) { return &s.x[(size_t)(t * n_embd)]; }
+    float* xn(int64_t t) { return &s.xn[(size_t)(t * n_embd)]; }
+    float* proj(int64_t t) { return &s.proj[(size_t)(t * n_embd)]; }
+};
+
+// x[t] = token_embd[token t] * embd_scale (gemma: sqrt(n_embd)).
+void embed(Pass& p) {
+    const WeightTensor& e = p.w.token_embd;
+    const float scale = p.hp.embd_scale;
+    for_each_token(p.pool, p.ub.n, [&](int64_t t) {
+        float* x = p.x(t);
+        e.traits->dequantize(e.row(p.ub.tokens[t]), x, p.n_embd);
+        if (scale != 1.0f) {
+            for (int64_t i = 0; i < p.n_embd; ++i) x[i] *= scale;
+        }
+    });
+}
+
+// RoPE cos/sin tables, one per token, shared by every head: rope for the global base, rope_swa for the base of
+// the sliding-window layers when it differs.
+void rope_tables(Pass& p) {
+    const ModelHparams& hp = p.hp;
+    const float* freq_factors = p.w.rope_freqs.present() ? p.w.rope_freqs.f32() : nullptr;
+    const bool swa_base = hp.n_swa > 0 && hp.rope_freq_base_swa != hp.rope_freq_base;
+    for (int64_t t = 0; t < p.ub.n; ++t) {
+        const size_t off = (size_t)(t * hp.n_rot);
+        rope_cache((float)p.ub.pos[t], hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, freq_factors, &p.s.rope[off]);
+        if (swa_base) {
+            rope_cache((float)p.ub.pos[t], hp.n_rot, hp.rope_freq_base_swa, hp.rope_freq_scale, freq_factors, &p.s.rope_swa[off]);
+        }
+    }
+}
+
+// Claims the ubatch's cells (so its tokens see each other, causally) and lists the cells visible to each distinct
+// sequence mask of the ubatch (usually one): vis_cells[mask_begin[m], mask_end[m]).
+void claim_and_list_cells(Pass& p) {
+    ForwardScratch& s = p.s;
+    for (int64_t t = 0; t < p.ub.n; ++t) p.kv.occupy(p.ub.cells[t], p.ub.tokens[t], p.ub.pos[t], p.ub.seq_mask[t]);
+    s.masks.clear();
+    s.mask_begin.clear();
+    s.mask_end.clear();
+    s.vis_cells.clear();
+    for (int64_t t = 0; t < p.ub.n; ++t) {
+        size_t m = 0;
+        while (m < s.masks.size() && s.masks[m] != p.ub.seq_mask[t]) ++m;
+        if (m == s.masks.size()) {
+            s.masks.push_back(p.ub.seq_mask[t]);
+            s.mask_begin.push_back(s.vis_cells.size());
+            for (int32_t c = 0; c < p.kv.used_end(); ++c) {
+                if (p.kv.cell(c).seqs & p.ub.seq_mask[t]) s.vis_cells.push_back(c);
+            }
+            s.mask_end.push_back(s.vis_cells.size());
+        }
+        s.token_mask[(size_t)t] = (int32_t)m;
+    }
+}
+
+// xn[t] = rms_norm(x[t]) * weight, for the first n tokens.
+void norm(Pass& p, int64_t n, const WeightTensor& weight) {
+    for_each_token(p.pool, n, [&](int64_t t) { rms_norm_mul(p.x(t), weight.f32(), p.n_embd, p.hp.rms_eps, p.xn(t)); });
+}
+
+// x[t] += proj[t], normalised first by post_norm when the layer has one (gemma).
+void add_residual(Pass& p, int64_t n, const WeightTensor& post_norm) {
+    for_each_token(p.pool, n, [&](int64_t t) {
+        float* x = p.x(t);
+        float* r = p.proj(t);
+        if (post_norm.present()) rms_norm_mul(r, post_norm.f32(), p.n_embd, p.hp.rms_eps, r);
+        for (int64_t i = 0; i < p.n_embd; ++i) x[i] += r[i];
+    });
+}
+
+// q, k, v = xn . (wq, wk, wv) for every token, then per token: biases, per-head Q/K norms, RoPE, the Q scale
+// when the family puts it on Q, and K, V into the layer's cache rows.
+void qkv(Pass& p, int64_t il, const LayerWeights& L) {
+    const ModelHparams& hp = p.hp;
+    ForwardScratch& s = p.s;
+    const int64_t n_q = p.n_q, n_kv = p.n_kv, hd = p.hd;
+    // q, k and v share their input: one dispatch, activations converted once.
+    const MatmulJob jobs[3] = {{matrix(L.wq), s.q.data(), n_q}, {matrix(L.wk), s.k.data(), n_kv}, {matrix(L.wv), s.v.data(), n_kv}};
+    matmul_multi(p.pool, jobs, 3, s.xn.data(), p.n_embd, p.ub.n, s.mm);
+
+    const bool neox = hp.rope_style == RopeStyle::kNeox;
+    const std::vector<float>& rope = hp.is_swa_layer(il) && !s.rope_swa.empty() ? s.rope_swa : s.rope;
+    const float q_scale = hp.attn_scale_on_q ? hp.attn_scale : 1.0f;
+    const KvType kv_type = p.kv.type();
+    for_each_token(p.pool, p.ub.n, [&](int64_t t) {
+        float* q = &s.q[(size_t)(t * n_q)];
+        float* k = &s.k[(size_t)(t * n_kv)];
+        float* v = &s.v[(size_t)(t * n_kv)];
+        if (L.bq.present()) {
+            for (int64_t i = 0; i < n_q; ++i) q[i] += L.bq.f32()[i];
+            for (int64_t i = 0; i < n_kv; ++i) k[i] += L.bk.f32()[i];
+            for (int64_t i = 0; i < n_kv; ++i) v[i] += L.bv.f32()[i];
+        }
+        if (L.q_norm.present()) {
+            for (int64_t h = 0; h < hp.n_head; ++h) rms_norm_mul(q + h * hd, L.q_norm.f32(), hd, hp.rms_eps, q + h * hd);
+            for (int64_t h = 0; h < hp.n_head_kv; ++h) rms_norm_mul(k + h * hd, L.k_norm.f32(), hd, hp.rms_eps, k + h * hd);
+        }
+        const float* rc = &rope[(size_t)(t * hp.n_rot)];
+        for (int64_t h = 0; h < hp.n_head; ++h) rope_apply(q + h * hd, hp.n_rot, neox, rc);
+        for (int64_t h = 0; h < hp.n_head_kv; ++h) rope_apply(k + h * hd, hp.n_rot, neox, rc);
+        if (q_scale != 1.0f) {
+            for (int64_t i = 0; i < n_q; ++i) q[i] *= q_scale;
+        }
+        store_kv_row(k, p.kv.k_row(il, p.ub.cells[t]), n_kv, kv_type);
+        store_kv_row(v, p.kv.v_row(il, p.ub.cells[t]), n_kv, kv_type);
+    });
+}
+
+// What a layer's attention needs to know beyond the pass.
+struct AttnLayer {
+    int64_t il;
+    bool last;         // only the output rows attend
+    int64_t window;    // a query at p sees keys at p - window + 1 .. p (huge without a sliding window)
+    float kq_scale;    // 1 when Q was scaled already
+    float softcap;     // > 0: scores -> c * tanh(scores / c)
+};
+
+// One attention task: a tile of nt consecutive tokens of the same sequences times nh heads sharing KV head kvh,
+// so each cached K/V row is read once for all nq = nt * nh queries (query i is token t0 + i / nh, head h0 + i % nh).
+// Each query masks the cells after its own position and, on sliding-window layers, those at or beyond the window
+// behind it (llama.cpp: masked when p_query - p_key >= n_swa). A masked cell gets probability exactly 0 and adds
+// exactly 0, so a token's result does not depend on its tile.
+void attend_tile(Pass& p, const AttnLayer& a, AttentionScratch& as, int64_t t0, int nt, int64_t kvh, int64_t h0, int nh) {
+    ForwardScratch& s = p.s;
+    const UbatchView& ub = p.ub;
+    const int64_t hd = p.hd, n_q = p.n_q;
+    const size_t n_ctx = (size_t)p.kv.n_cells();
+    const KvType kv_type = p.kv.type();
+    auto att_token = [&](int64_t ti) { return a.last ? (int64_t)ub.out_rows[ti] : ti; };
+    const int nq = nt * nh;
+
+    // Gather the queries, rounded to f16 for an f16 cache (llama.cpp converts Q to the K type for K*Q).
+    Pos min_pos = ub.pos[att_token(t0)], max_pos = min_pos;
+    for (int k = 0; k < nt; ++k) {
+        const int64_t t = att_token(t0 + k);
+        std::memcpy(&as.q[(size_t)(k * nh * hd)], &s.q[(size_t)(t * n_q + h0 * hd)], (size_t)(nh * hd) * sizeof(float));
+        for (int i = 0; i < nh; ++i) as.q_pos[(size_t)(k * nh + i)] = ub.pos[t];
+        min_pos = std::min(min_pos, ub.pos[t]);
+        max_pos = std::max(max_pos, ub.pos[t]);
+    }
+    if (kv_type == KvType::kF16) {
+        const TypeTraits& f16 = type_traits(TensorType::F16);
+        f16.quantize_act(as.q.data(), as.q16.data(), nq * hd);
+        f16.dequantize(as.q16.data(), as.q.data(), nq * hd);
+    }
+    // Cells of the tile's sequences that some query of the tile may see.
+    const size_t m = (size_t)s.token_mask[(size_t)att_token(t0)];
+    int64_t n_vis = 0;
+    for (size_t ci = s.mask_begin[m]; ci < s.mask_end[m]; ++ci) {
+        const int32_t c = s.vis_cells[ci];
+        const Pos cp = p.kv.cell(c).pos;
+        if (cp <= max_pos && (int64_t)cp + a.window > (int64_t)min_pos) as.cells[(size_t)n_vis++] = c;
+    }
+    // Scores: K rows against every query of the tile.
+    const size_t koff = (size_t)(kvh * hd) * p.kv.elem_bytes();
+    float dots[kMaxQueriesPerKvRow];
+    for (int64_t j = 0; j < n_vis; ++j) {
+        const int32_t cell = as.cells[(size_t)j];
+        const uint8_t* krow = p.kv.k_row(a.il, cell) + koff;
+        if (kv_type == KvType::kF16) {
+            kq_dot_f16(hd, reinterpret_cast<const fp16_t*>(krow), as.q.data(), nq, dots);
+        } else {
+            kq_dot_f32(hd, reinterpret_cast<const float*>(krow), as.q.data(), nq, dots);
+        }
+        const int64_t cp = p.kv.cell(cell).pos;
+        for (int i = 0; i < nq; ++i) {
+            const int64_t qp = as.q_pos[(size_t)i];
+            as.scores[(size_t)i * n_ctx + (size_t)j] = cp <= qp && cp + a.window > qp ? dots[i] * a.kq_scale : -INFINITY;
+        }
+    }
+    // Soft-capping (gemma2), then softmax per query.
+    for (int i = 0; i < nq; ++i) {
+        float* sc = &as.scores[(size_t)i * n_ctx];
+        if (a.softcap > 0.0f) {
+            for (int64_t j = 0; j < n_vis; ++j) {
+                if (std::isfinite(sc[j])) sc[j] = std::tanh(sc[j] * (1.0f / a.softcap)) * a.softcap;
+            }
+        }
+        softmax_inplace(sc, n_vis);
+    }
+    // Outputs: probabilities times V rows.
+    float* out = as.out.data();
+    std::fill(out, out + nq * hd, 0.0f);
+    float probs[kMaxQueriesPerKvRow];
+    for (int64_t j = 0; j < n_vis; ++j) {
+        const uint8_t* vrow = p.kv.v_row(a.il, as.cells[(size_t)j]) + koff;
+        for (int i = 0; i < nq; ++i) probs[i] = as.scores[(size_t)i * n_ctx + (size_t)j];
+        if (kv_type == KvType::kF16) {
+            // llama.cpp rounds the probabilities to f16 for the V product of an f16 cache.
+            for (int i = 0; i < nq; ++i) probs[i] = fp16_to_fp32(fp32_to_fp16(probs[i]));
+            pv_axpy_f16(hd, reinterpret_cast<const fp16_t*>(vrow), probs, nq, out);
+        } else {
+            pv_axpy_f32(hd, reinterpret_cast<const float*>(vrow), probs, nq, out);
+        }
+    }
+    for (int k = 0; k < nt; ++k) {
+        const int64_t t = att_token(t0 + k);
+        std::memcpy(&s.attn[(size_t)(t * n_q + h0 * hd)], &out[(size_t)(k * nh * hd)], (size_t)(nh * hd) * sizeof(float));
+    }
+}
+
+// attn[t] = softmax(q[t] . K^T) . V for every token (the output rows only in the last layer), split into tiles of
+// up to 8 queries (consecutive tokens of the same sequences times heads sharing a KV head).
+void attention(Pass& p, const AttnLayer& a) {
+    const ModelHparams& hp = p.hp;
+    ForwardScratch& s = p.s;
+    const int64_t group = hp.n_head / hp.n_head_kv;
+    const int64_t n_att = a.last ? p.ub.n_out : p.ub.n;
+    const int64_t q_per_chunk = std::min<int64_t>(group, kMaxQueriesPerKvRow);
+    const int64_t chunks_per_kv = (group + q_per_chunk - 1) / q_per_chunk;
+    const int64_t n_chunks = hp.n_head_kv * chunks_per_kv;
+    const int64_t tokens_per_tile = std::max<int64_t>(1, kMaxQueriesPerKvRow / q_per_chunk);
+    auto att_token = [&](int64_t ti) { return a.last ? (int64_t)p.ub.out_rows[ti] : ti; };
+    auto& tiles = s.tiles;
+    tiles.clear();
+    for (int64_t ti = 0; ti < n_att; ++ti) {
+        const bool same_run = !tiles.empty() && ti - tiles.back() < tokens_per_tile &&
+                              s.token_mask[(size_t)att_token(ti)] == s.token_mask[(size_t)att_token(tiles.back())];
+        if (!same_run) tiles.push_back((int32_t)ti);
+    }
+    const int64_t n_tiles = (int64_t)tiles.size();
+    tiles.push_back((int32_t)n_att);
+    p.pool.parallel_for(n_tiles * n_chunks, [&](int64_t task, int thread) {
+        const int64_t tile = task / n_chunks, chunk = task % n_chunks;
+        const int64_t t0 = tiles[(size_t)tile];
+        const int nt = (int)(tiles[(size_t)tile + 1] - t0);
+        const int64_t kvh = chunk / chunks_per_kv;
+        const int64_t h0 = kvh * group + (chunk % chunks_per_kv) * q_per_chunk;
+        const int nh = (int)std::min<int64_t>(q_per_chunk, kvh * group + group - h0);
+        attend_tile(p, a, s.attention[(size_t)thread], t0, nt, kvh, h0, nh);
+    });
+}
+
+// Last layer: from here on only the output rows matter, so they move to the front of x and attn.
+void compact_outputs(Pass& p) {
+    for (int64_t i = 0; i < p.ub.n_out; ++i) {
+        const int64_t t = p.ub.out_rows[i];
+        if (t == i) continue;
+        std::memcpy(p.x(i), p.x(t), (size_t)p.n_embd * sizeof(float));
+        std::memcpy(&p.s.attn[(size_t)(i * p.n_q)], &p.s.attn[(size_t)(t * p.n_q)], (size_t)p.n_q * sizeof(float));
+    }
+}
+
+// proj[t] = ffn_down(act(ffn_gate . xn[t]) * (ffn_up . xn[t])), act SiLU or GELU(tanh).
+void ffn(Pass& p, const LayerWeights& L, int64_t n) {
+    ForwardScratch& s = p.s;
+    const int64_t n_ff = p.n_ff;
+    const MatmulJob gate_up[2] = {{matrix(L.ffn_gate), s.gate.data(), n_ff}, {matrix(L.ffn_up), s.up.data(), n_ff}};
+    matmul_multi(p.pool, gate_up, 2, s.xn.data(), p.n_embd, n, s.mm);
+    const bool gelu = p.hp.ffn_act == FfnActivation::kGeluTanh;
+    for_each_token(p.pool, n, [&](int64_t t) {
+        float* g = &s.gate[(size_t)(t * n_ff)];
+        const float* u = &s.up[(size_t)(t * n_ff)];
+        if (gelu) {
+            gelu_mul(g, u, n_ff, g);
+        } else {
+            silu_mul(g, u, n_ff, g);
+        }
+    });
+    matmul(p.pool, matrix(L.ffn_down), s.gate.data(), n_ff, n, s.proj.data(), p.n_embd, s.mm);
+}
+
+// logits = output . output_norm(x) for the output rows, soft-capped when the family says so (gemma2).
+void output(Pass& p) {
+    const int64_t n = p.ub.n_out, n_vocab = p.hp.n_vocab;
+    norm(p, n, p.w.output_norm);
+    matmul(p.pool, matrix(p.w.output), p.s.xn.data(), p.n_embd, n, p.ub.logits, n_vocab, p.s.mm);
+    const float c = p.hp.final_softcap;
+    if (c > 0.0f) {
+        for (int64_t i = 0; i < n * n_vocab; ++i) p.ub.logits[i] = std::tanh(p.ub.logits[i] * (1.0f / c)) * c;
+    }
+}
+
+}  // namespace
+
 void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardScratch& s, const UbatchView& ub) {
     const ModelHparams& hp = model.hparams();
-    const ModelWeights& w = model.weights();
-    const int64_t n = ub.n;
-    const int64_t n_embd = hp.n_embd, n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv(), hd = hp.head_dim, n_ff = hp.n_ff;
-    const int64_t group = hp.n_head / hp.n_head_kv;
-    const bool neox = hp.rope_style == RopeStyle::kNeox;
-    const float kq_scale = 1.0f / std::sqrt((float)hd);
-    const KvType kv_type = kv.type();
-    const TypeTraits& f16 = type_traits(TensorType::F16);
-    const int64_t n_ctx = kv.n_cells();
+    Pass p{hp, model.weights(), kv, pool, s, ub};
+    constexpr int64_t kNoWindow = int64_t{1} << 40;
 
-    // Token embeddings.
-    for_each_token(pool, n, [&](int64_t t) {
-        w.token_embd.traits->dequantize(w.token_embd.row(ub.tokens[t]), &s.x[(size_t)(t * n_embd)], n_embd);
-    });
-    // RoPE tables: one per token, shared by every layer and head.
-    const float* freq_factors = w.rope_freqs.present() ? w.rope_freqs.f32() : nullptr;
-    for (int64_t t = 0; t < n; ++t) {
-        rope_cache((float)ub.pos[t], hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, freq_factors, &s.rope[(size_t)(t * hp.n_rot)]);
-    }
-    // Claim the cells first so tokens of this ubatch see each other (causally) in attention.
-    for (int64_t t = 0; t < n; ++t) kv.occupy(ub.cells[t], ub.tokens[t], ub.pos[t], ub.seq_mask[t]);
-
-    // Cells visible to each distinct sequence mask of the ubatch (usually one).
-    auto& masks = s.masks;
-    auto& mask_begin = s.mask_begin;
-    auto& mask_end = s.mask_end;
-    auto& token_mask = s.token_mask;
-    masks.clear();
-    mask_begin.clear();
-    mask_end.clear();
-    s.vis_cells.clear();
-    for (int64_t t = 0; t < n; ++t) {
-        size_t m = 0;
-        while (m < masks.size() && masks[m] != ub.seq_mask[t]) ++m;
-        if (m == masks.size()) {
-            masks.push_back(ub.seq_mask[t]);
-            mask_begin.push_back(s.vis_cells.size());
-            for (int32_t c = 0; c < kv.used_end(); ++c) {
-                if (kv.cell(c).seqs & ub.seq_mask[t]) s.vis_cells.push_back(c);
-            }
-            mask_end.push_back(s.vis_cells.size());
-        }
-        token_mask[(size_t)t] = (int32_t)m;
-    }
-
+    embed(p);                  // x: [n][n_embd]
+    rope_tables(p);            // rope, rope_swa: [n][n_rot]
+    claim_and_list_cells(p);   // this ubatch's K/V cells, and the cells each sequence mask sees
     for (int64_t il = 0; il < hp.n_layer; ++il) {
-        const LayerWeights& L = w.layers[(size_t)il];
-        const bool last = il == hp.n_layer - 1;
-
-        for_each_token(pool, n, [&](int64_t t) {
-            rms_norm_mul(&s.x[(size_t)(t * n_embd)], L.attn_norm.f32(), n_embd, hp.rms_eps, &s.xn[(size_t)(t * n_embd)]);
-        });
-        // q, k and v share their input: one dispatch, activations converted once.
-        const MatmulJob qkv[3] = {{matrix(L.wq), s.q.data(), n_q}, {matrix(L.wk), s.k.data(), n_kv}, {matrix(L.wv), s.v.data(), n_kv}};
-        matmul_multi(pool, qkv, 3, s.xn.data(), n_embd, n, s.mm);
-
-        // Biases, RoPE, then K and V into the cache.
-        for_each_token(pool, n, [&](int64_t t) {
-            float* q = &s.q[(size_t)(t * n_q)];
-            float* k = &s.k[(size_t)(t * n_kv)];
-            float* v = &s.v[(size_t)(t * n_kv)];
-            if (L.bq.present()) {
-                for (int64_t i = 0; i < n_q; ++i) q[i] += L.bq.f32()[i];
-                for (int64_t i = 0; i < n_kv; ++i) k[i] += L.bk.f32()[i];
-                for (int64_t i = 0; i < n_kv; ++i) v[i] += L.bv.f32()[i];
-            }
-            const float* rc = &s.rope[(size_t)(t * hp.n_rot)];
-            for (int64_t h = 0; h < hp.n_head; ++h) rope_apply(q + h * hd, hp.n_rot, neox, rc);
-            for (int64_t h = 0; h < hp.n_head_kv; ++h) rope_apply(k + h * hd, hp.n_rot, neox, rc);
-            store_kv_row(k, kv.k_row(il, ub.cells[t]), n_kv, kv_type);
-            store_kv_row(v, kv.v_row(il, ub.cells[t]), n_kv, kv_type);
-        });
-
-        // Attention. In the last layer only the tokens whose logits are wanted need it. A task is a tile of up to
-        // 8 queries: consecutive tokens of the same sequences times up to 8 heads sharing a KV head, so a cached K/V
-        // row is read once for all of them. Each query masks the cells after its own position; a masked cell gets
-        // probability exactly 0 and adds exactly 0, so a token's result does not depend on its tile.
-        const int64_t n_att = last ? ub.n_out : n;
-        const int64_t q_per_chunk = std::min<int64_t>(group, kMaxQueriesPerKvRow);
-        const int64_t chunks_per_kv = (group + q_per_chunk - 1) / q_per_chunk;
-        const int64_t n_chunks = hp.n_head_kv * chunks_per_kv;
-        const int64_t tokens_per_tile = std::max<int64_t>(1, kMaxQueriesPerKvRow / q_per_chunk);
-        auto att_token = [&](int64_t ti) { return last ? (int64_t)ub.out_rows[ti] : ti; };
-        auto& tiles = s.tiles;
-        tiles.clear();
-        for (int64_t ti = 0; ti < n_att; ++ti) {
-            const bool same_run = !tiles.empty() && ti - tiles.back() < tokens_per_tile &&
-                                  token_mask[(size_t)att_token(ti)] == token_mask[(size_t)att_token(tiles.back())];
-            if (!same_run) tiles.push_back((int32_t)ti);
-        }
-        const int64_t n_tiles = (int64_t)tiles.size();
-        tiles.push_back((int32_t)n_att);
-        pool.parallel_for(n_tiles * n_chunks, [&](int64_t task, int thread) {
-            const int64_t tile = task / n_chunks;
-            const int64_t chunk = task % n_chunks;
-            const int64_t t0 = tiles[(size_t)tile];
-            const int nt = (int)(tiles[(size_t)tile + 1] - t0);
-            const int64_t kvh = chunk / chunks_per_kv;
-            const int64_t h0 = kvh * group + (chunk % chunks_per_kv) * q_per_chunk;
-            const int nh = (int)std::min<int64_t>(q_per_chunk, kvh * group + group - h0);
-            const int nq = nt * nh;  // query i is token t0 + i / nh, head h0 + i % nh
-            AttentionScratch& as = s.attention[(size_t)thread];
-
-            // Gather the queries, rounded to f16 for an f16 cache (llama.cpp converts Q to the K type for K*Q).
-            Pos max_pos = 0;
-            for (int k = 0; k < nt; ++k) {
-                const int64_t t = att_token(t0 + k);
-                std::memcpy(&as.q[(size_t)(k * nh * hd)], &s.q[(size_t)(t * n_q + h0 * hd)], (size_t)(nh * hd) * sizeof(float));
-                for (int i = 0; i < nh; ++i) as.q_pos[(size_t)(k * nh + i)] = ub.pos[t];
-                max_pos = std::max(max_pos, ub.pos[t]);
-            }
-            if (kv_type == KvType::kF16) {
-                f16.quantize_act(as.q.data(), as.q16.data(), nq * hd);
-                f16.dequantize(as.q16.data(), as.q.data(), nq * hd);
-            }
-            // Cells of the tile's sequences at or before its last position.
-            const size_t m = (size_t)token_mask[(size_t)att_token(t0)];
-            int64_t n_vis = 0;
-            for (size_t ci = mask_begin[m]; ci < mask_end[m]; ++ci) {
-                const int32_t c = s.vis_cells[ci];
-                if (kv.cell(c).pos <= max_pos) as.cells[(size_t)n_vis++] = c;
-            }
-            const size_t koff = (size_t)(kvh * hd) * kv.elem_bytes();
-            float dots[kMaxQueriesPerKvRow];
-            for (int64_t j = 0; j < n_vis; ++j) {
-                const int32_t cell = as.cells[(size_t)j];
-                const uint8_t* krow = kv.k_row(il, cell) + koff;
-                if (kv_type == KvType::kF16) {
-                    kq_dot_f16(hd, reinterpret_cast<const fp16_t*>(krow), as.q.data(), nq, dots);
-                } else {
-                    kq_dot_f32(hd, reinterpret_cast<const float*>(krow), as.q.data(), nq, dots);
-                }
-                const Pos cell_pos = kv.cell(cell).pos;
-                for (int i = 0; i < nq; ++i) {
-                    as.scores[(size_t)i * (size_t)n_ctx + (size_t)j] = cell_pos <= as.q_pos[(size_t)i] ? dots[i] * kq_scale : -INFINITY;
-                }
-            }
-            for (int i = 0; i < nq; ++i) softmax_inplace(&as.scores[(size_t)i * (size_t)n_ctx], n_vis);
-
-            float* out = as.out.data();
-            std::fill(out, out + nq * hd, 0.0f);
-            float probs[kMaxQueriesPerKvRow];
-            for (int64_t j = 0; j < n_vis; ++j) {
-                const uint8_t* vrow = kv.v_row(il, as.cells[(size_t)j]) + koff;
-                for (int i = 0; i < nq; ++i) probs[i] = as.scores[(size_t)i * (size_t)n_ctx + (size_t)j];
-                if (kv_type == KvType::kF16) {
-                    // llama.cpp rounds the probabilities to f16 for the V product of an f16 cache.
-                    for (int i = 0; i < nq; ++i) probs[i] = fp16_to_fp32(fp32_to_fp16(probs[i]));
-                    pv_axpy_f16(hd, reinterpret_cast<const fp16_t*>(vrow), probs, nq, out);
-                } else {
-                    pv_axpy_f32(hd, reinterpret_cast<const float*>(vrow), probs, nq, out);
-                }
-            }
-            for (int k = 0; k < nt; ++k) {
-                const int64_t t = att_token(t0 + k);
-                std::memcpy(&s.attn[(size_t)(t * n_q + h0 * hd)], &out[(size_t)(k * nh * hd)], (size_t)(nh * hd) * sizeof(float));
-            }
-        });
-
-        if (last) {
-            // From here on only the output rows matter: compact them to the front.
-            for (int64_t i = 0; i < ub.n_out; ++i) {
-                const int64_t t = ub.out_rows[i];
-                if (t != i) {
-                    std::memcpy(&s.x[(size_t)(i * n_embd)], &s.x[(size_t)(t * n_embd)], (size_t)n_embd * sizeof(float));
-                    std::memcpy(&s.attn[(size_t)(i * n_q)], &s.attn[(size_t)(t * n_q)], (size_t)n_q * sizeof(float));
-                }
-            }
-        }
-        const int64_t n_rows = last ? ub.n_out : n;
+        const LayerWeights& L = p.w.layers[(size_t)il];
+        const AttnLayer a{il, il == hp.n_layer - 1, hp.is_swa_layer(il) ? hp.n_swa : kNoWindow,
+                          hp.attn_scale_on_q ? 1.0f : hp.attn_scale, hp.attn_softcap};
+        norm(p, ub.n, L.attn_norm);  // xn = attn_norm(x)
+        qkv(p, il, L);               // q: [n][n_head * head_dim], k, v: [n][n_head_kv * head_dim]; K, V cached
+        attention(p, a);             // attn: [n][n_head * head_dim]
+        if (a.last) compact_outputs(p);
+        const int64_t n_rows = a.last ? ub.n_out : ub.n;
         if (n_rows == 0) break;
-
-        matmul(pool, matrix(L.wo), s.attn.data(), n_q, n_rows, s.proj.data(), n_embd, s.mm);
-        for_each_token(pool, n_rows, [&](int64_t t) {
-            float* x = &s.x[(size_t)(t * n_embd)];
-            const float* p = &s.proj[(size_t)(t * n_embd)];
-            for (int64_t i = 0; i < n_embd; ++i) x[i] += p[i];
-            rms_norm_mul(x, L.ffn_norm.f32(), n_embd, hp.rms_eps, &s.xn[(size_t)(t * n_embd)]);
-        });
-        const MatmulJob gate_up[2] = {{matrix(L.ffn_gate), s.gate.data(), n_ff}, {matrix(L.ffn_up), s.up.data(), n_ff}};
-        matmul_multi(pool, gate_up, 2, s.xn.data(), n_embd, n_rows, s.mm);
-        for_each_token(pool, n_rows, [&](int64_t t) {
-            float* g = &s.gate[(size_t)(t * n_ff)];
-            silu_mul(g, &s.up[(size_t)(t * n_ff)], n_ff, g);
-        });
-        matmul(pool, matrix(L.ffn_down), s.gate.data(), n_ff, n_rows, s.proj.data(), n_embd, s.mm);
-        for_each_token(pool, n_rows, [&](int64_t t) {
-            float* x = &s.x[(size_t)(t * n_embd)];
-            const float* p = &s.proj[(size_t)(t * n_embd)];
-            for (int64_t i = 0; i < n_embd; ++i) x[i] += p[i];
-        });
+        matmul(pool, matrix(L.wo), s.attn.data(), p.n_q, n_rows, s.proj.data(), p.n_embd, s.mm);  // proj: [n][n_embd]
+        add_residual(p, n_rows, L.attn_post_norm);  // x += post_norm(proj)
+        norm(p, n_rows, L.ffn_norm);                 // xn = ffn_norm(x)
+        ffn(p, L, n_rows);                           // proj = ffn(xn)
+        add_residual(p, n_rows, L.ffn_post_norm);    // x += post_norm(proj)
     }
-
-    if (ub.n_out == 0) return;
-    for_each_token(pool, ub.n_out, [&](int64_t t) {
-        rms_norm_mul(&s.x[(size_t)(t * n_embd)], w.output_norm.f32(), n_embd, hp.rms_eps, &s.xn[(size_t)(t * n_embd)]);
-    });
-    matmul(pool, matrix(w.output), s.xn.data(), n_embd, ub.n_out, ub.logits, hp.n_vocab, s.mm);
+    if (ub.n_out > 0) output(p);  // logits: [n_out][n_vocab]
 }
 
 void rotate_cached_k(const Model& model, KvCache& kv, ThreadPool& pool, const std::vector<int32_t>& cells, Pos delta) {
@@ -273,20 +388,23 @@ void rotate_cached_k(const Model& model, KvCache& kv, ThreadPool& pool, const st
     const int64_t n_kv = hp.n_embd_kv(), hd = hp.head_dim;
     const bool neox = hp.rope_style == RopeStyle::kNeox;
     const ModelWeights& w = model.weights();
-    std::vector<float> cache((size_t)hp.n_rot);
-    rope_cache((float)delta, hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, w.rope_freqs.present() ? w.rope_freqs.f32() : nullptr,
-               cache.data());
+    const float* freq_factors = w.rope_freqs.present() ? w.rope_freqs.f32() : nullptr;
+    // One table per RoPE base: sliding-window layers may rotate with their own.
+    std::vector<float> cache((size_t)hp.n_rot), cache_swa((size_t)hp.n_rot);
+    rope_cache((float)delta, hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, freq_factors, cache.data());
+    rope_cache((float)delta, hp.n_rot, hp.rope_freq_base_swa, hp.rope_freq_scale, freq_factors, cache_swa.data());
     const TypeTraits& f16 = type_traits(TensorType::F16);
     pool.parallel_for((int64_t)cells.size(), [&](int64_t i, int) {
         std::vector<float> row((size_t)n_kv);
         for (int64_t il = 0; il < hp.n_layer; ++il) {
+            const float* rc = hp.is_swa_layer(il) ? cache_swa.data() : cache.data();
             uint8_t* k = kv.k_row(il, cells[(size_t)i]);
             if (kv.type() == KvType::kF16) {
                 f16.dequantize(k, row.data(), n_kv);
             } else {
                 std::memcpy(row.data(), k, (size_t)n_kv * sizeof(float));
             }
-            for (int64_t h = 0; h < hp.n_head_kv; ++h) rope_apply(row.data() + h * hd, hp.n_rot, neox, cache.data());
+            for (int64_t h = 0; h < hp.n_head_kv; ++h) rope_apply(row.data() + h * hd, hp.n_rot, neox, rc);
             store_kv_row(row.data(), k, n_kv, kv.type());
         }
     });

@@ -1,5 +1,5 @@
-// The llama-family forward pass over one micro-batch, driven by the bound weights and the hparams
-// (RoPE style, biases and tied output come from the architecture table, not from code paths per model).
+// The one forward pass over a micro-batch, for every family: short blocks (embed, norm, Q/K/V with the KV write,
+// attention, FFN, output) composed as the layer description in the hparams says (see model/arch.h).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,7 @@ struct ForwardScratch {
     std::vector<float> gate;      // [n_ubatch][n_ff]
     std::vector<float> up;        // [n_ubatch][n_ff]
     std::vector<float> rope;      // [n_ubatch][n_rot] cos/sin tables, one per token
+    std::vector<float> rope_swa;  // [n_ubatch][n_rot] the same for the sliding-window layers' base (empty if the same)
     std::vector<AttentionScratch> attention;  // one per thread
     std::vector<int32_t> out_rows;  // tokens whose logits are wanted
     std::vector<int32_t> vis_cells; // cells visible to the ubatch's sequences, grouped per seq mask

@@ -1,6 +1,8 @@
 // Golden tests: our logits and greedy continuations against llama.cpp's reference files
-// (../shared/testdata/refs). Tolerances come from refs/TOLERANCES.json; the differences we actually get
-// are printed so they can be reported.
+// (../shared/testdata/refs, and refs/archs for the llama3/qwen3/gemma3/phi3 families). Tolerances come from
+// refs/TOLERANCES.json (by type) and refs/archs/TOLERANCES.json (by architecture and type; for gemma3 the ones
+// that assume llama.cpp's f16 GELU table, which we mirror); the differences we actually get are printed so they
+// can be reported.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +26,7 @@ json load_json(const std::filesystem::path& p) {
 }
 
 struct RefFile {
+    std::string dir;      // "refs" or "refs/archs"
     std::string stem;     // file name without .json
     std::string model;    // model stem
     bool kv_f32;
@@ -32,17 +35,40 @@ struct RefFile {
 std::vector<RefFile> ref_files() {
     std::vector<RefFile> out;
     if (!testing::testdata_available()) return out;
-    for (const auto& e : std::filesystem::directory_iterator(testing::testdata_dir() / "refs")) {
-        const std::string name = e.path().filename().string();
-        if (e.path().extension() != ".json" || name == "TOLERANCES.json") continue;
-        RefFile r;
-        r.stem = name.substr(0, name.size() - 5);
-        r.kv_f32 = r.stem.size() > 6 && r.stem.substr(r.stem.size() - 6) == ".kvf32";
-        r.model = r.kv_f32 ? r.stem.substr(0, r.stem.size() - 6) : r.stem;
-        out.push_back(r);
+    for (const std::string dir : {"refs", "refs/archs"}) {
+        if (!std::filesystem::is_directory(testing::testdata_dir() / dir)) continue;
+        for (const auto& e : std::filesystem::directory_iterator(testing::testdata_dir() / dir)) {
+            const std::string name = e.path().filename().string();
+            if (e.path().extension() != ".json" || name == "TOLERANCES.json") continue;
+            RefFile r;
+            r.dir = dir;
+            r.stem = name.substr(0, name.size() - 5);
+            r.kv_f32 = r.stem.size() > 6 && r.stem.substr(r.stem.size() - 6) == ".kvf32";
+            r.model = r.kv_f32 ? r.stem.substr(0, r.stem.size() - 6) : r.stem;
+            out.push_back(r);
+        }
     }
-    std::sort(out.begin(), out.end(), [](const RefFile& a, const RefFile& b) { return a.stem < b.stem; });
+    std::sort(out.begin(), out.end(), [](const RefFile& a, const RefFile& b) { return a.dir + a.stem < b.dir + b.stem; });
     return out;
+}
+
+struct Tolerance {
+    std::string type;
+    double max_abs, rms;
+};
+
+// refs/TOLERANCES.json: by_type[type][kv]; refs/archs/TOLERANCES.json: by_arch[arch][type][kv], preferring the
+// tolerances that assume llama.cpp's f16 GELU table (gemma3) since our GELU mirrors it.
+Tolerance tolerance_of(const RefFile& rf) {
+    const json all = load_json(testing::testdata_dir() / rf.dir / "TOLERANCES.json");
+    const json& m = all["models"][rf.model];
+    const std::string type = m["type"];
+    const char* kv = rf.kv_f32 ? "kv_f32" : "kv_f16";
+    const json& t = rf.dir == "refs" ? all["by_type"][type][kv] : all["by_arch"][m["arch"].get<std::string>()][type][kv];
+    if (t.contains("recommended_max_abs_tolerance_gelu_f16")) {
+        return {type, t["recommended_max_abs_tolerance_gelu_f16"], t["recommended_rms_tolerance_gelu_f16"]};
+    }
+    return {type, t["recommended_max_abs_tolerance"], t["recommended_rms_tolerance"]};
 }
 
 struct Diffs {
@@ -69,12 +95,11 @@ class GoldenTest : public ::testing::TestWithParam<RefFile> {};
 
 TEST_P(GoldenTest, LogitsAndGreedyMatchLlamaCpp) {
     const RefFile& rf = GetParam();
-    const json ref = load_json(testing::testdata_dir() / "refs" / (rf.stem + ".json"));
-    const json tol_all = load_json(testing::testdata_dir() / "refs" / "TOLERANCES.json");
-    const std::string type = tol_all["models"][rf.model]["type"];
-    const json& tol = tol_all["by_type"][type][rf.kv_f32 ? "kv_f32" : "kv_f16"];
-    const double max_tol = tol["recommended_max_abs_tolerance"];
-    const double rms_tol = tol["recommended_rms_tolerance"];
+    const json ref = load_json(testing::testdata_dir() / rf.dir / (rf.stem + ".json"));
+    const Tolerance tol = tolerance_of(rf);
+    const std::string& type = tol.type;
+    const double max_tol = tol.max_abs;
+    const double rms_tol = tol.rms;
 
     auto model = Model::load((testing::testdata_dir() / ref["model_file"].get<std::string>()).string());
     ASSERT_TRUE(model.ok()) << model.error().to_string();
@@ -117,7 +142,7 @@ TEST_P(GoldenTest, LogitsAndGreedyMatchLlamaCpp) {
             if (c.contains("last_logits")) {
                 last = c["last_logits"].get<std::vector<float>>();
             } else {
-                auto bytes = testing::read_file_bytes(testing::testdata_dir() / "refs" / c["last_logits_file"].get<std::string>());
+                auto bytes = testing::read_file_bytes(testing::testdata_dir() / rf.dir / c["last_logits_file"].get<std::string>());
                 last.resize(bytes.size() / 4);
                 std::memcpy(last.data(), bytes.data(), last.size() * 4);
             }
@@ -170,7 +195,7 @@ TEST_P(GoldenTest, LogitsAndGreedyMatchLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(AllRefs, GoldenTest, ::testing::ValuesIn(ref_files()),
                          [](const ::testing::TestParamInfo<RefFile>& info) {
-                             std::string n = info.param.stem;
+                             std::string n = (info.param.dir == "refs" ? "" : "archs_") + info.param.stem;
                              for (char& ch : n) {
                                  if (!std::isalnum((unsigned char)ch)) ch = '_';
                              }

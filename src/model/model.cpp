@@ -75,7 +75,7 @@ Result<std::shared_ptr<Model>> Model::load(const std::string& path, const ModelP
     if (!arch_name.value()) {
         return make_error(ErrorCode::kInvalidFormat, fmt::format("'{}': metadata 'general.architecture' is missing", path));
     }
-    const ArchSpec* arch = find_arch(*arch_name.value());
+    const ArchDesc* arch = find_arch(*arch_name.value());
     if (arch == nullptr) {
         return make_error(ErrorCode::kUnsupported, fmt::format("'{}': unknown architecture '{}' (supported: {})", path,
                                                                *arch_name.value(), known_arch_names()));
@@ -146,6 +146,8 @@ std::string Model::description() const {
     const char* type = w.layers.empty() ? "?" : w.layers[0].ffn_down.traits->name;
     return fmt::format("{} {}L {}d {:.2f}M params {}", hp.arch, hp.n_layer, hp.n_embd, (double)n_params() / 1e6, type);
 }
+
+std::vector<std::string> Model::layer_description() const { return describe_layer(impl_->hparams); }
 
 const std::string& Model::fingerprint() const {
     std::call_once(impl_->fingerprint_once, [this] {

@@ -116,6 +116,42 @@ TEST_F(ModelTest, MissingTensorsAreAllListed) {
     EXPECT_NE(m.error().message.find("output_norm.weight"), std::string::npos);
 }
 
+// A family's own keys and tensors are checked the same way: a Gemma 3 without its window, or without its Q/K norms
+// and with a misshapen post-norm, is refused with everything wrong in one message.
+TEST_F(ModelTest, FamilyKeysAndTensorsAreCheckedAndAllListed) {
+    RandomModelSpec spec;
+    spec.arch = "gemma3";
+    spec.n_embd = 64;
+    spec.n_layer = 2;
+    spec.n_head = 4;
+    spec.n_head_kv = 1;
+    spec.n_ff = 128;
+    const std::string g = (dir_ / "gemma3.gguf").string();
+    ASSERT_TRUE(write_random_model(spec, g).ok());
+    ASSERT_TRUE(Model::load(g).ok());
+
+    const std::string nokey = (dir_ / "gemma3-nokey.gguf").string();
+    Edit e;
+    e.drop_key = [](const std::string& k) { return k == "gemma3.attention.sliding_window"; };
+    rewrite(g, nokey, e);
+    auto m = Model::load(nokey);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("gemma3.attention.sliding_window' is missing"), std::string::npos) << m.error().message;
+
+    const std::string notensor = (dir_ / "gemma3-notensor.gguf").string();
+    Edit t;
+    t.drop_tensor = [](const std::string& n) { return n.find("attn_q_norm") != std::string::npos; };
+    t.replace_tensor = "blk.1.post_ffw_norm.weight";
+    t.replace_shape = {32};
+    rewrite(g, notensor, t);
+    m = Model::load(notensor);
+    ASSERT_FALSE(m.ok());
+    EXPECT_EQ(m.error().code, ErrorCode::kMissingTensor);
+    for (const char* name : {"blk.0.attn_q_norm.weight", "blk.1.attn_q_norm.weight", "blk.1.post_ffw_norm.weight"}) {
+        EXPECT_NE(m.error().message.find(name), std::string::npos) << name << " in: " << m.error().message;
+    }
+}
+
 TEST_F(ModelTest, MisshapenTensorIsNamedWithBothShapes) {
     const std::string p = (dir_ / "shape.gguf").string();
     Edit e;

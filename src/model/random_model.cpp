@@ -89,23 +89,106 @@ void set_builtin_vocab(GgufWriter& w) {
 
 int64_t builtin_vocab_size() { return (int64_t)builtin_vocab().tokens.size(); }
 
-Status write_random_model(const RandomModelSpec& spec, const std::string& path) {
-    const bool qwen2 = spec.arch == "qwen2";
-    if (spec.arch != "llama" && !qwen2) {
-        return make_error(ErrorCode::kInvalidArgument, fmt::format("make-model: unknown architecture '{}' (llama, qwen2)", spec.arch));
+namespace {
+
+struct Plan {
+    std::string name;
+    int64_t ne0, ne1;
+    float std, mean;
+    bool quantized;
+    const TypeTraits* type;
+};
+
+bool is_gemma(const std::string& arch) { return arch == "gemma2" || arch == "gemma3"; }
+bool is_tied(const RandomModelSpec& spec) { return spec.tied_output || spec.arch == "qwen2" || spec.arch == "qwen3" || is_gemma(spec.arch); }
+int64_t head_dim_of(const RandomModelSpec& spec) { return spec.head_dim > 0 ? spec.head_dim : spec.n_embd / spec.n_head; }
+
+Status check_spec(const RandomModelSpec& spec) {
+    const std::string& a = spec.arch;
+    if (a != "llama" && a != "qwen2" && a != "qwen3" && !is_gemma(a) && a != "phi3") {
+        return make_error(ErrorCode::kInvalidArgument,
+                          fmt::format("make-model: unknown architecture '{}' (llama, qwen2, qwen3, gemma2, gemma3, phi3)", a));
     }
-    if (spec.n_embd <= 0 || spec.n_layer <= 0 || spec.n_head <= 0 || spec.n_head_kv <= 0 || spec.n_ff <= 0) {
+    if (spec.n_embd <= 0 || spec.n_layer <= 0 || spec.n_head <= 0 || spec.n_head_kv <= 0 || spec.n_ff <= 0 || spec.head_dim < 0) {
         return make_error(ErrorCode::kInvalidArgument, "make-model: every dimension must be positive");
     }
-    if (spec.n_embd % spec.n_head != 0 || spec.n_head % spec.n_head_kv != 0 || (spec.n_embd / spec.n_head) % 2 != 0) {
+    if ((spec.head_dim == 0 && spec.n_embd % spec.n_head != 0) || spec.n_head % spec.n_head_kv != 0 || head_dim_of(spec) % 2 != 0) {
         return make_error(ErrorCode::kInvalidArgument,
-                          fmt::format("make-model: n_embd {} must split into n_head {} heads of even size, and n_head into n_head_kv {}",
+                          fmt::format("make-model: n_embd {} must split into n_head {} heads of even size (or give --head-dim), and n_head "
+                                      "into n_head_kv {}",
                                       spec.n_embd, spec.n_head, spec.n_head_kv));
     }
+    if (spec.head_dim > 0 && (spec.arch == "llama" || spec.arch == "qwen2" || spec.arch == "phi3") && spec.head_dim != spec.n_embd / spec.n_head) {
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("make-model: --head-dim is for qwen3 and gemma, not {}", spec.arch));
+    }
+    return {};
+}
+
+// The family's hparams keys beyond the common ones.
+void set_family_keys(const RandomModelSpec& spec, GgufWriter& w) {
+    const std::string a = spec.arch + ".";
+    const int64_t hd = head_dim_of(spec);
+    if (spec.head_dim > 0) {
+        w.set(a + "attention.key_length", GgufWriteValue::u32((uint32_t)hd));
+        w.set(a + "attention.value_length", GgufWriteValue::u32((uint32_t)hd));
+    }
+    if (is_gemma(spec.arch)) {
+        const int64_t n_swa = spec.n_swa > 0 ? spec.n_swa : spec.arch == "gemma3" ? 512 : 4096;
+        w.set(a + "attention.sliding_window", GgufWriteValue::u32((uint32_t)n_swa));
+    }
+    if (spec.arch == "gemma3") w.set(a + "rope.freq_base_swa", GgufWriteValue::f32(10000.0f));
+    if (spec.arch == "gemma2") {
+        w.set(a + "attn_logit_softcapping", GgufWriteValue::f32(50.0f));
+        w.set(a + "final_logit_softcapping", GgufWriteValue::f32(30.0f));
+    }
+    if (spec.arch == "phi3") w.set(a + "rope.dimension_count", GgufWriteValue::u32((uint32_t)hd));
+}
+
+// The tensors of one layer, in the order the family's converter writes them.
+void plan_layer(const RandomModelSpec& spec, int64_t l, const TypeTraits* wt, std::vector<Plan>& plan) {
+    const int64_t n = spec.n_embd, f = spec.n_ff, hd = head_dim_of(spec), nq = spec.n_head * hd, nkv = spec.n_head_kv * hd;
+    const float s_n = 1.0f / std::sqrt((float)n);
+    const std::string b = fmt::format("blk.{}.", l);
+    const bool gemma = is_gemma(spec.arch), qk_norm = spec.arch == "qwen3" || spec.arch == "gemma3";
+    plan.push_back({b + "attn_norm.weight", n, 1, 0.1f, 1.0f, false, nullptr});
+    if (spec.arch == "phi3") {
+        plan.push_back({b + "attn_qkv.weight", n, nq + 2 * nkv, 1.5f * s_n, 0.0f, true, wt});
+    } else {
+        plan.push_back({b + "attn_q.weight", n, nq, 1.5f * s_n, 0.0f, true, wt});
+        plan.push_back({b + "attn_k.weight", n, nkv, 1.5f * s_n, 0.0f, true, wt});
+        plan.push_back({b + "attn_v.weight", n, nkv, s_n, 0.0f, true, wt});
+    }
+    if (spec.arch == "qwen2") {
+        plan.push_back({b + "attn_q.bias", n, 1, 0.1f, 0.0f, false, nullptr});
+        plan.push_back({b + "attn_k.bias", nkv, 1, 0.1f, 0.0f, false, nullptr});
+        plan.push_back({b + "attn_v.bias", nkv, 1, 0.1f, 0.0f, false, nullptr});
+    }
+    if (qk_norm) {
+        plan.push_back({b + "attn_q_norm.weight", hd, 1, 0.1f, 1.5f, false, nullptr});
+        plan.push_back({b + "attn_k_norm.weight", hd, 1, 0.1f, 1.5f, false, nullptr});
+    }
+    plan.push_back({b + "attn_output.weight", nq, n, 1.0f / std::sqrt((float)nq), 0.0f, true, wt});
+    if (gemma) plan.push_back({b + "post_attention_norm.weight", n, 1, 0.1f, 1.0f, false, nullptr});
+    plan.push_back({b + "ffn_norm.weight", n, 1, 0.1f, 1.0f, false, nullptr});
+    if (spec.arch == "phi3") {
+        plan.push_back({b + "ffn_up.weight", n, 2 * f, s_n, 0.0f, true, wt});
+    } else {
+        plan.push_back({b + "ffn_gate.weight", n, f, s_n, 0.0f, true, wt});
+        plan.push_back({b + "ffn_up.weight", n, f, s_n, 0.0f, true, wt});
+    }
+    plan.push_back({b + "ffn_down.weight", f, n, 1.0f / std::sqrt((float)f), 0.0f, true, wt});
+    if (gemma) plan.push_back({b + "post_ffw_norm.weight", n, 1, 0.1f, 1.0f, false, nullptr});
+}
+
+}  // namespace
+
+Status write_random_model(const RandomModelSpec& spec, const std::string& path) {
+    LC_TRY(check_spec(spec));
+    const bool small_eps = spec.arch != "llama" && spec.arch != "phi3";
     const TypeTraits& wt = type_traits(spec.type);
     const TypeTraits& ot = type_traits(spec.output_type_set ? spec.output_type : spec.type);
     if (!wt.is_weight_type || !ot.is_weight_type) return make_error(ErrorCode::kInvalidArgument, "make-model: not a weight type");
-    for (int64_t row : {spec.n_embd, spec.n_ff}) {
+    for (int64_t row : {spec.n_embd, spec.n_ff, spec.n_head * head_dim_of(spec)}) {
         if (row % wt.block_size != 0 || row % ot.block_size != 0) {
             return make_error(ErrorCode::kInvalidArgument,
                               fmt::format("make-model: row length {} is not a multiple of the {} block size {}", row, wt.name, wt.block_size));
@@ -123,8 +206,9 @@ Status write_random_model(const RandomModelSpec& spec, const std::string& path) 
     w.set(a + "feed_forward_length", GgufWriteValue::u32((uint32_t)spec.n_ff));
     w.set(a + "attention.head_count", GgufWriteValue::u32((uint32_t)spec.n_head));
     w.set(a + "attention.head_count_kv", GgufWriteValue::u32((uint32_t)spec.n_head_kv));
-    w.set(a + "attention.layer_norm_rms_epsilon", GgufWriteValue::f32(qwen2 ? 1e-6f : 1e-5f));
+    w.set(a + "attention.layer_norm_rms_epsilon", GgufWriteValue::f32(small_eps ? 1e-6f : 1e-5f));
     w.set(a + "rope.freq_base", GgufWriteValue::f32(spec.rope_freq_base));
+    set_family_keys(spec, w);
 
     int64_t n_vocab = spec.n_vocab;
     if (!spec.vocab_from.empty()) {
@@ -148,37 +232,13 @@ Status write_random_model(const RandomModelSpec& spec, const std::string& path) 
         set_builtin_vocab(w);
     }
 
-    const int64_t n = spec.n_embd, f = spec.n_ff, hd = spec.n_embd / spec.n_head, nkv = spec.n_head_kv * hd;
-    const bool tied = spec.tied_output || qwen2;
-    struct Plan {
-        std::string name;
-        int64_t ne0, ne1;
-        float std, mean;
-        bool quantized;
-        const TypeTraits* type;
-    };
+    const int64_t n = spec.n_embd;
+    const bool tied = is_tied(spec);
     std::vector<Plan> plan;
-    const float s_n = 1.0f / std::sqrt((float)n);
     plan.push_back({"token_embd.weight", n, n_vocab, tied ? 0.02f : 1.0f, 0.0f, true, &wt});
     plan.push_back({"output_norm.weight", n, 1, 0.1f, tied ? 25.0f : 1.0f, false, nullptr});
-    if (!tied) plan.push_back({"output.weight", n, n_vocab, 8.0f * s_n, 0.0f, true, &ot});
-    for (int64_t l = 0; l < spec.n_layer; ++l) {
-        const std::string b = fmt::format("blk.{}.", l);
-        plan.push_back({b + "attn_norm.weight", n, 1, 0.1f, 1.0f, false, nullptr});
-        plan.push_back({b + "attn_q.weight", n, n, 1.5f * s_n, 0.0f, true, &wt});
-        plan.push_back({b + "attn_k.weight", n, nkv, 1.5f * s_n, 0.0f, true, &wt});
-        plan.push_back({b + "attn_v.weight", n, nkv, s_n, 0.0f, true, &wt});
-        if (qwen2) {
-            plan.push_back({b + "attn_q.bias", n, 1, 0.1f, 0.0f, false, nullptr});
-            plan.push_back({b + "attn_k.bias", nkv, 1, 0.1f, 0.0f, false, nullptr});
-            plan.push_back({b + "attn_v.bias", nkv, 1, 0.1f, 0.0f, false, nullptr});
-        }
-        plan.push_back({b + "attn_output.weight", n, n, s_n, 0.0f, true, &wt});
-        plan.push_back({b + "ffn_norm.weight", n, 1, 0.1f, 1.0f, false, nullptr});
-        plan.push_back({b + "ffn_gate.weight", n, f, s_n, 0.0f, true, &wt});
-        plan.push_back({b + "ffn_up.weight", n, f, s_n, 0.0f, true, &wt});
-        plan.push_back({b + "ffn_down.weight", f, n, 1.0f / std::sqrt((float)f), 0.0f, true, &wt});
-    }
+    if (!tied) plan.push_back({"output.weight", n, n_vocab, 8.0f / std::sqrt((float)n), 0.0f, true, &ot});
+    for (int64_t l = 0; l < spec.n_layer; ++l) plan_layer(spec, l, &wt, plan);
 
     int n_threads = spec.n_threads > 0 ? spec.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
     ThreadPool pool(n_threads);

@@ -1,4 +1,4 @@
-// Random-weight models of any llama-family shape: test fixtures, benchmark subjects and the CLI's built-in
+// Random-weight models of any shape of every supported family: test fixtures, benchmark subjects and the CLI's built-in
 // default model. Deterministic for a given spec and seed, whatever the thread count.
 #pragma once
 
@@ -12,18 +12,20 @@
 namespace llama_crab {
 
 struct RandomModelSpec {
-    std::string arch = "llama";  // llama | qwen2
+    std::string arch = "llama";  // llama | qwen2 | qwen3 | gemma2 | gemma3 | phi3
     int64_t n_embd = 256;
     int64_t n_layer = 2;
     int64_t n_head = 8;
     int64_t n_head_kv = 2;
     int64_t n_ff = 768;
+    int64_t head_dim = 0;            // 0: n_embd / n_head; else written as attention.key_length (qwen3, gemma)
+    int64_t n_swa = 0;               // gemma sliding window; 0: the family's usual (gemma3 512, gemma2 4096)
     int64_t n_vocab = 0;             // 0: the vocab file's size, or the built-in vocab's
     int64_t n_ctx_train = 2048;
     TensorType type = TensorType::F32;  // type of the 2-D weights (norms and biases stay F32)
     TensorType output_type = TensorType::F32;  // used when output_type_set; else `type`
     bool output_type_set = false;
-    bool tied_output = false;        // qwen2 default: true
+    bool tied_output = false;        // qwen2, qwen3, gemma2 and gemma3: always tied
     float rope_freq_base = 10000.0f;
     uint64_t seed = 1;
     std::string vocab_from;          // GGUF file whose tokenizer.* metadata is copied; empty: built-in vocab

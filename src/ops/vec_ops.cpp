@@ -1,6 +1,7 @@
 #include "ops/vec_ops.h"
 
 #include <cmath>
+#include <vector>
 
 #include "ops/tensor_type.h"
 
@@ -8,6 +9,7 @@ namespace llama_crab {
 
 void axpy_f16_avx2(int64_t n, float a, const fp16_t* v, float* acc);
 void axpy_f32_avx2(int64_t n, float a, const float* v, float* acc);
+void gelu_mul_avx2(const float* table, const float* gate, const float* up, int64_t n, float* out);
 
 void rms_norm_mul(const float* x, const float* w, int64_t n, float eps, float* out) {
     double sum = 0.0;
@@ -22,6 +24,48 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
         const float g = gate[i];
         out[i] = (g / (1.0f + std::exp(-g))) * up[i];
     }
+}
+
+float gelu_tanh(float x) {
+    constexpr float kCoefA = 0.044715f;
+    constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+    return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
+}
+
+namespace {
+
+// GELU of every f16 value, rounded to f16 (ggml's table_gelu_f16), kept as floats so that SIMD code can gather
+// from it; built once.
+const float* gelu_f16_table() {
+    static const std::vector<float> table = [] {
+        std::vector<float> t(1 << 16);
+        for (uint32_t i = 0; i < t.size(); ++i) t[i] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(fp16_to_fp32((fp16_t)i))));
+        return t;
+    }();
+    return table.data();
+}
+
+}  // namespace
+
+void gelu_mul_ref(const float* gate, const float* up, int64_t n, float* out) {
+    const float* table = gelu_f16_table();
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        float y;
+        if (g <= -10.0f) {
+            y = 0.0f;
+        } else if (g >= 10.0f) {
+            y = g;
+        } else {
+            y = table[fp32_to_fp16(g)];
+        }
+        out[i] = y * up[i];
+    }
+}
+
+void gelu_mul(const float* gate, const float* up, int64_t n, float* out) {
+    if (cpu_has_avx2()) return gelu_mul_avx2(gelu_f16_table(), gate, up, n, out);
+    gelu_mul_ref(gate, up, n, out);
 }
 
 void softmax_inplace(float* x, int64_t n) {

@@ -15,6 +15,14 @@ void rms_norm_mul(const float* x, const float* w, int64_t n, float eps, float* o
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 
+// out[i] = gelu(gate[i]) * up[i], GELU the tanh approximation read the way ggml's CPU backend reads it: from a
+// table of the float GELU of every f16 value, rounded to f16, indexed by the input rounded to f16
+// (gate <= -10 gives 0, gate >= 10 gives gate).
+void gelu_mul(const float* gate, const float* up, int64_t n, float* out);
+void gelu_mul_ref(const float* gate, const float* up, int64_t n, float* out);  // the scalar reference
+// The tanh-approximation GELU in float (what the table holds before rounding).
+float gelu_tanh(float x);
+
 // In-place softmax over n values; returns nothing. Exponentials in float, sum in double (as ggml).
 void softmax_inplace(float* x, int64_t n);
 

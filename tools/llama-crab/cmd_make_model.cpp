@@ -1,4 +1,4 @@
-// make-model: a random-weight model of any llama-family shape, for tests and benchmarks.
+// make-model: a random-weight model of any supported family and shape, for tests and benchmarks.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -10,7 +10,7 @@
 namespace llama_crab::cli {
 
 void register_make_model_command(CLI::App& app) {
-    auto* cmd = app.add_subcommand("make-model", "write a random-weight llama/qwen2 model");
+    auto* cmd = app.add_subcommand("make-model", "write a random-weight model of any supported family");
     struct Options {
         RandomModelSpec spec;
         std::string type = "f32";
@@ -18,12 +18,14 @@ void register_make_model_command(CLI::App& app) {
         std::string out;
     };
     auto o = std::make_shared<Options>();
-    cmd->add_option("--arch", o->spec.arch, "llama or qwen2")->default_val("llama");
+    cmd->add_option("--arch", o->spec.arch, "llama, qwen2, qwen3, gemma2, gemma3 or phi3")->default_val("llama");
     cmd->add_option("--n-embd", o->spec.n_embd, "embedding size")->default_val(256);
     cmd->add_option("--n-layer", o->spec.n_layer, "layers")->default_val(2);
     cmd->add_option("--n-head", o->spec.n_head, "attention heads")->default_val(8);
     cmd->add_option("--n-head-kv", o->spec.n_head_kv, "KV heads")->default_val(2);
     cmd->add_option("--n-ff", o->spec.n_ff, "feed-forward size")->default_val(768);
+    cmd->add_option("--head-dim", o->spec.head_dim, "head size when not n_embd / n_head (qwen3, gemma)");
+    cmd->add_option("--n-swa", o->spec.n_swa, "sliding window of gemma's local layers (default: gemma3 512, gemma2 4096)");
     cmd->add_option("--n-vocab", o->spec.n_vocab, "vocabulary size (default: the vocabulary's)");
     cmd->add_option("--ctx-train", o->spec.n_ctx_train, "trained context length")->default_val(2048);
     cmd->add_option("--vocab-from", o->spec.vocab_from, "copy the tokenizer of this GGUF file");

@@ -79,7 +79,14 @@ void run_info(const std::string& path, bool json_out) {
                     {"n_head", hp.n_head}, {"n_head_kv", hp.n_head_kv}, {"n_ff", hp.n_ff}, {"head_dim", hp.head_dim},
                     {"n_rot", hp.n_rot}, {"rms_eps", hp.rms_eps}, {"rope_freq_base", hp.rope_freq_base},
                     {"rope_freq_scale", hp.rope_freq_scale}, {"rope_style", hp.rope_style == RopeStyle::kNeox ? "neox" : "normal"},
-                    {"tied_output", hp.tied_output}, {"rope_freqs", hp.has_rope_freqs}};
+                    {"tied_output", hp.tied_output}, {"rope_freqs", hp.has_rope_freqs},
+                    {"qk_norm", hp.qk_norm}, {"post_norms", hp.post_norms}, {"fused_qkv", hp.fused_qkv},
+                    {"qkv_bias", hp.qkv_bias}, {"fused_gate_up", hp.fused_gate_up},
+                    {"ffn_activation", hp.ffn_act == FfnActivation::kSilu ? "silu" : "gelu_tanh"}, {"embd_scale", hp.embd_scale},
+                    {"attn_scale", hp.attn_scale}, {"attn_softcap", hp.attn_softcap}, {"final_softcap", hp.final_softcap},
+                    {"sliding_window", hp.n_swa}, {"sliding_window_period", hp.swa_period},
+                    {"rope_freq_base_swa", hp.rope_freq_base_swa}};
+    j["layer"] = m.layer_description();
     j["tensor_types"] = types;
     j["n_tensors"] = m.tensor_summaries().size();
     j["file_size"] = m.file_size();
@@ -98,6 +105,7 @@ void run_info(const std::string& path, bool json_out) {
                 (long long)hp.n_head_kv, (long long)hp.n_ff, (long long)hp.head_dim);
     std::printf("rms_eps %g, rope base %g scale %g (%s), tied output %s\n", hp.rms_eps, hp.rope_freq_base, hp.rope_freq_scale,
                 hp.rope_style == RopeStyle::kNeox ? "neox" : "normal", hp.tied_output ? "yes" : "no");
+    for (const std::string& line : m.layer_description()) std::printf("  %s\n", line.c_str());
     std::string type_list;
     for (const auto& [t, n] : types) type_list += fmt::format("{}{} x{}", type_list.empty() ? "" : ", ", t, n);
     std::printf("tensor types: %s\n", type_list.c_str());
