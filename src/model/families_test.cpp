@@ -77,7 +77,7 @@ TEST(Families, EveryFamilyLoadsWithItsDescriptionAndRunsTheSameInOneOrManyBatche
         EXPECT_EQ(hp.n_swa, arch == "gemma2" || arch == "gemma3" ? 8 : 0);
         EXPECT_EQ(hp.head_dim, arch == "qwen3" || arch == "gemma3" ? 32 : 16);
         EXPECT_FLOAT_EQ(hp.embd_scale, arch == "gemma2" || arch == "gemma3" ? 8.0f : 1.0f);
-        EXPECT_GT(hp.attn_softcap, arch == "gemma2" ? 0.0f : -1.0f);
+        EXPECT_EQ(hp.attn_softcap > 0.0f && hp.final_softcap > 0.0f, arch == "gemma2");
         const auto lines = m->layer_description();
         ASSERT_EQ(lines.size(), 6u);
         EXPECT_NE(lines[2].find(arch == "gemma2" || arch == "gemma3" ? "see only the last 8 positions" : "none"), std::string::npos)
