@@ -1,0 +1,218 @@
+// The pushdown matcher: interned stacks advanced one code point at a time (see grammar_internal.h).
+#include "sampling/grammar_internal.h"
+
+namespace llama_crab::grammar {
+
+namespace {
+
+constexpr size_t kCompactAbove = 1u << 20;  // arena nodes before unreachable ones are dropped
+
+inline uint64_t pair_key(uint32_t pos, int32_t parent) { return (uint64_t{pos} << 32) | (uint32_t)parent; }
+
+inline size_t hash_key(uint64_t k) {
+    k ^= k >> 31;
+    k *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(k ^ (k >> 29));
+}
+
+}  // namespace
+
+Matcher::Matcher(std::shared_ptr<const Grammar> grammar) : g_(std::move(grammar)) { reset(); }
+
+void Matcher::reset() {
+    nodes_.clear();
+    index_.assign(1024, -1);
+    partial_ = {};
+    current_.tops.clear();
+    current_.can_end = false;
+    out_ = &current_;
+    ++gen_;
+    seen_count_ = 0;
+    work_.clear();
+    for (uint32_t a : g_->rules[g_->root].alts) work_.push_back({a, -1});
+    expand();
+}
+
+int32_t Matcher::intern(uint32_t pos, int32_t parent) {
+    const uint64_t key = pair_key(pos, parent);
+    size_t mask = index_.size() - 1;
+    for (size_t i = hash_key(key) & mask;; i = (i + 1) & mask) {
+        const int32_t id = index_[i];
+        if (id < 0) break;
+        if (pair_key(nodes_[(size_t)id].pos, nodes_[(size_t)id].parent) == key) return id;
+    }
+    const auto id = (int32_t)nodes_.size();
+    nodes_.push_back({pos, parent});
+    if (nodes_.size() * 2 > index_.size()) {
+        index_.assign(index_.size() * 2, -1);
+        mask = index_.size() - 1;
+        for (size_t n = 0; n < nodes_.size(); ++n) {
+            size_t i = hash_key(pair_key(nodes_[n].pos, nodes_[n].parent)) & mask;
+            while (index_[i] >= 0) i = (i + 1) & mask;
+            index_[i] = (int32_t)n;
+        }
+    } else {
+        size_t i = hash_key(key) & mask;
+        while (index_[i] >= 0) i = (i + 1) & mask;
+        index_[i] = id;
+    }
+    return id;
+}
+
+bool Matcher::mark(uint32_t pos, int32_t parent) {
+    if (seen_count_ * 2 >= seen_keys_.size()) {
+        const size_t cap = seen_keys_.empty() ? 256 : seen_keys_.size() * 2;
+        std::vector<uint64_t> keys;
+        keys.reserve(seen_count_);
+        for (size_t i = 0; i < seen_keys_.size(); ++i) {
+            if (seen_gen_[i] == gen_) keys.push_back(seen_keys_[i]);
+        }
+        seen_keys_.assign(cap, 0);
+        seen_gen_.assign(cap, 0);
+        for (uint64_t k : keys) {
+            size_t i = hash_key(k) & (cap - 1);
+            while (seen_gen_[i] == gen_) i = (i + 1) & (cap - 1);
+            seen_keys_[i] = k;
+            seen_gen_[i] = gen_;
+        }
+    }
+    const uint64_t key = pair_key(pos, parent);
+    const size_t mask = seen_keys_.size() - 1;
+    for (size_t i = hash_key(key) & mask;; i = (i + 1) & mask) {
+        if (seen_gen_[i] != gen_) {
+            seen_gen_[i] = gen_;
+            seen_keys_[i] = key;
+            ++seen_count_;
+            return true;
+        }
+        if (seen_keys_[i] == key) return false;
+    }
+}
+
+// Expands the pending (position, parent) items until every stack's top is a character class or the stack is empty.
+// Terminates because the grammar has no left recursion and each (position, parent) is visited once.
+void Matcher::expand() {
+    StackSet& out = *out_;
+    while (!work_.empty()) {
+        const auto [pos, parent] = work_.back();
+        work_.pop_back();
+        if (!mark(pos, parent)) continue;
+        const Elem e = g_->elems[pos];
+        if (e.kind == ElemKind::kChars) {
+            out.tops.push_back(intern(pos, parent));
+        } else if (e.kind == ElemKind::kEnd) {
+            if (parent < 0) {
+                out.can_end = true;
+            } else {
+                const Node n = nodes_[(size_t)parent];
+                work_.push_back({n.pos, n.parent});
+            }
+        } else {
+            const uint32_t next = pos + 1;
+            const int32_t below = g_->elems[next].kind == ElemKind::kEnd ? parent : intern(next, parent);
+            for (uint32_t a : g_->rules[e.arg].alts) work_.push_back({a, below});
+        }
+    }
+}
+
+void Matcher::advance(const StackSet& in, uint32_t cp, StackSet& out) {
+    out.tops.clear();
+    out.can_end = false;
+    out_ = &out;
+    ++gen_;
+    if (gen_ == 0) {  // wrapped: forget every old mark
+        std::fill(seen_gen_.begin(), seen_gen_.end(), 0u);
+        gen_ = 1;
+    }
+    seen_count_ = 0;
+    work_.clear();
+    for (int32_t id : in.tops) {
+        const Node n = nodes_[(size_t)id];
+        if (g_->classes[g_->elems[n.pos].arg].matches(cp)) work_.push_back({n.pos + 1, n.parent});
+    }
+    expand();
+}
+
+// Decodes bytes on top of `partial`, advancing `out` (which starts as a copy of the current stacks).
+bool Matcher::run(std::string_view bytes, Utf8Partial& partial, StackSet& out) {
+    StackSet* cur = &out;
+    StackSet* nxt = cur == &tmp_a_ ? &tmp_b_ : &tmp_a_;
+    for (const char ch : bytes) {
+        const auto b = (unsigned char)ch;
+        uint32_t cp;
+        if (partial.need > 0) {
+            if ((b & 0xC0) != 0x80) return false;
+            partial.value = (partial.value << 6) | (b & 0x3Fu);
+            if (--partial.need > 0) continue;
+            cp = partial.value;
+        } else if (b < 0x80) {
+            cp = b;
+        } else if (b >= 0xC2 && b < 0xF5) {
+            partial.need = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+            partial.value = b & (0x3Fu >> partial.need);
+            continue;
+        } else {
+            return false;  // a continuation byte with no lead, or a byte UTF-8 never uses
+        }
+        advance(*cur, cp, *nxt);
+        std::swap(cur, nxt);
+        if (cur->empty()) return false;
+    }
+    if (cur != &out) out = *cur;
+    if (partial.need > 0) {  // some code point this half character can become must be allowed
+        const uint32_t lo = partial.value << (6 * partial.need);
+        const uint32_t hi = lo | ((1u << (6 * partial.need)) - 1);
+        for (int32_t id : out.tops) {
+            if (g_->classes[g_->elems[nodes_[(size_t)id].pos].arg].may_match_range(lo, hi)) return true;
+        }
+        return false;
+    }
+    return true;
+}
+
+bool Matcher::can_accept(std::string_view bytes) {
+    if (bytes.empty()) return false;
+    Utf8Partial partial = partial_;
+    tmp_a_ = current_;
+    return run(bytes, partial, tmp_a_);
+}
+
+bool Matcher::can_accept_code_point(uint32_t cp) {
+    for (int32_t id : current_.tops) {
+        if (g_->classes[g_->elems[nodes_[(size_t)id].pos].arg].matches(cp)) return true;
+    }
+    return false;
+}
+
+bool Matcher::accept(std::string_view bytes) {
+    if (bytes.empty()) return false;
+    Utf8Partial partial = partial_;
+    tmp_a_ = current_;
+    if (!run(bytes, partial, tmp_a_)) return false;
+    current_ = tmp_a_;
+    partial_ = partial;
+    if (nodes_.size() > kCompactAbove) compact();
+    return true;
+}
+
+// Rebuilds the arena with only the nodes the current stacks use.
+void Matcher::compact() {
+    std::vector<Node> old = std::move(nodes_);
+    nodes_.clear();
+    index_.assign(1024, -1);
+    std::vector<int32_t> remap(old.size(), -2);
+    auto copy = [&](int32_t id, auto&& self) -> int32_t {
+        if (id < 0) return id;
+        std::vector<int32_t> chain;  // walk down iteratively to the first node already copied
+        for (int32_t x = id; x >= 0 && remap[(size_t)x] == -2; x = old[(size_t)x].parent) chain.push_back(x);
+        for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+            const int32_t par = old[(size_t)*it].parent;
+            remap[(size_t)*it] = intern(old[(size_t)*it].pos, par < 0 ? par : remap[(size_t)par]);
+        }
+        (void)self;
+        return remap[(size_t)id];
+    };
+    for (int32_t& id : current_.tops) id = copy(id, copy);
+}
+
+}  // namespace llama_crab::grammar

@@ -1,0 +1,166 @@
+// The grammar sampler stage: masks the candidates whose text cannot continue the grammar.
+//
+// Cost: a candidate is checked by running its bytes through the matcher from the current stacks. Two shortcuts:
+//   - the first character of every token is decoded once (at creation); per step, whether an ASCII first
+//     character can follow is decided once and rejects most tokens without running them;
+//   - with set_top_k(k) the candidates are visited in logit order, chunk by chunk (partial sorts), and checking
+//     stops at the k-th allowed one: the result is exactly what masking everything and then keeping the top k
+//     would give, for a fraction of the checks.
+#include "llama_crab/grammar.h"
+#include "sampling/grammar_internal.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace llama_crab {
+
+namespace {
+
+constexpr uint32_t kNoFirst = UINT32_MAX;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Vocabulary {
+    std::vector<std::string> pieces;
+    std::vector<uint32_t> first;  // the first code point when it is ASCII, else kNoFirst
+    std::vector<bool> eog;
+};
+
+}  // namespace
+
+struct GrammarSampler::State {
+    std::shared_ptr<const grammar::Grammar> grammar;
+    std::shared_ptr<const Vocabulary> vocab;
+    grammar::Matcher matcher;
+    int8_t ascii_ok[128];  // per step: -1 unknown, 0 no, 1 yes
+
+    State(std::shared_ptr<const grammar::Grammar> g, std::shared_ptr<const Vocabulary> v)
+        : grammar(std::move(g)), vocab(std::move(v)), matcher(grammar) {
+        forget();
+    }
+    void forget() { std::fill(std::begin(ascii_ok), std::end(ascii_ok), int8_t{-1}); }
+};
+
+Status validate_grammar(const std::string& gbnf) {
+    auto g = grammar::parse_grammar(gbnf);
+    if (!g.ok()) return g.error();
+    return {};
+}
+
+Result<std::string> resolve_grammar(const std::string& grammar_text, const std::string& json_schema) {
+    if (!grammar_text.empty() && !json_schema.empty()) {
+        return make_error(ErrorCode::kInvalidArgument, "grammar and json_schema are both set; give one of them");
+    }
+    if (!json_schema.empty()) return json_schema_to_grammar(json_schema);
+    if (!grammar_text.empty()) LC_TRY(validate_grammar(grammar_text));
+    return grammar_text;
+}
+
+Result<std::unique_ptr<GrammarSampler>> GrammarSampler::create(const std::string& gbnf, std::vector<std::string> pieces,
+                                                               std::vector<Token> eog) {
+    auto g = grammar::parse_grammar(gbnf);
+    if (!g.ok()) return g.error();
+    auto v = std::make_shared<Vocabulary>();
+    v->first.resize(pieces.size(), kNoFirst);
+    v->eog.resize(pieces.size(), false);
+    for (size_t t = 0; t < pieces.size(); ++t) {
+        if (!pieces[t].empty() && (unsigned char)pieces[t][0] < 0x80) v->first[t] = (unsigned char)pieces[t][0];
+    }
+    for (Token t : eog) {
+        if (t < 0 || (size_t)t >= pieces.size()) {
+            return make_error(ErrorCode::kInvalidArgument,
+                              fmt::format("grammar sampler: end-of-generation token {} is outside the vocabulary of {}",
+                                          t, pieces.size()));
+        }
+        v->eog[(size_t)t] = true;
+    }
+    v->pieces = std::move(pieces);
+    auto gp = std::make_shared<const grammar::Grammar>(std::move(g).value());
+    return std::unique_ptr<GrammarSampler>(new GrammarSampler(std::make_unique<State>(gp, v)));
+}
+
+GrammarSampler::GrammarSampler(std::unique_ptr<State> state) : s_(std::move(state)) {}
+GrammarSampler::~GrammarSampler() = default;
+
+bool GrammarSampler::can_end() const { return s_->matcher.can_end(); }
+
+bool GrammarSampler::allows(Token t) {
+    const Vocabulary& v = *s_->vocab;
+    if (t < 0 || (size_t)t >= v.pieces.size()) return false;
+    if (v.eog[(size_t)t]) return s_->matcher.can_end();
+    const std::string& piece = v.pieces[(size_t)t];
+    if (piece.empty()) return false;
+    const uint32_t first = v.first[(size_t)t];
+    if (first != kNoFirst && s_->matcher.partial().need == 0) {
+        int8_t& ok = s_->ascii_ok[first];
+        if (ok < 0) ok = s_->matcher.can_accept_code_point(first) ? 1 : 0;
+        if (ok == 0) return false;
+        if (piece.size() == 1) return true;
+    }
+    return s_->matcher.can_accept(piece);
+}
+
+void GrammarSampler::apply(Candidates& c) {
+    if (c.empty()) return;
+    s_->forget();
+    size_t kept = 0;
+    if (top_k_ > 0) {
+        const size_t k = (size_t)top_k_;
+        const size_t n = c.size();
+        TokenData* d = c.data();
+        size_t i = 0;
+        for (size_t chunk = 64; i < n && kept < k; chunk *= 4) {
+            const size_t end = std::min(n, i + chunk);
+            std::partial_sort(d + i, d + end, d + n, candidate_before);
+            for (; i < end && kept < k; ++i) {
+                if (d[i].logit != kNegInf && allows(d[i].id)) d[kept++] = d[i];
+            }
+        }
+        c.set_identity_layout(false);
+        if (kept > 0) {
+            c.truncate(kept);
+            c.set_sorted(true);
+            return;
+        }
+    } else {
+        for (TokenData& d : c) {
+            if (d.logit == kNegInf) continue;
+            if (allows(d.id)) {
+                ++kept;
+            } else {
+                d.logit = kNegInf;
+            }
+        }
+        if (kept > 0) return;
+    }
+    // Nothing the grammar allows survived (a vocabulary without the needed characters, or the end-of-generation
+    // tokens masked while the grammar can only end): end the generation rather than emit text off the grammar.
+    const Vocabulary& v = *s_->vocab;
+    size_t w = 0;
+    for (size_t t = 0; t < v.eog.size(); ++t) {
+        if (v.eog[t]) c[w++] = TokenData{(Token)t, 0.0f, 0.0f};
+        if (w == c.size()) break;
+    }
+    if (w == 0) return;
+    c.truncate(w);
+    c.set_identity_layout(false);
+    c.set_sorted(false);
+}
+
+void GrammarSampler::accept(Token token) {
+    const Vocabulary& v = *s_->vocab;
+    if (token < 0 || (size_t)token >= v.pieces.size() || v.eog[(size_t)token]) return;
+    (void)s_->matcher.accept(v.pieces[(size_t)token]);  // a token forced off the grammar leaves the state as it was
+}
+
+void GrammarSampler::reset() { s_->matcher.reset(); }
+
+std::unique_ptr<Sampler> GrammarSampler::clone() const {
+    auto copy = std::unique_ptr<GrammarSampler>(new GrammarSampler(std::make_unique<State>(*s_)));
+    copy->top_k_ = top_k_;
+    return copy;
+}
+
+}  // namespace llama_crab
