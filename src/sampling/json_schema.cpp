@@ -20,7 +20,7 @@ namespace llama_crab {
 
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // keeps the property order as written
 
 constexpr int kMaxDepth = 64;                   // nested schemas
 constexpr int64_t kMaxIntegerValues = 10000;    // integers enumerated for a bounded range
@@ -369,8 +369,8 @@ std::string Converter::visit_integer(const json& s, const std::string& path) {
     };
     std::string pos, neg;  // the non-negative and the negative parts
     const int64_t l = lo.value_or(INT64_MIN), h = hi.value_or(INT64_MAX);
-    if (h >= 0) pos = nonneg(std::max<int64_t>(l, 0), hi ? h : -1, lo ? "minimum" : "maximum");
-    if (l < 0) neg = "\"-\" " + nonneg(h < 0 ? -h : 1, lo ? -l : -1, hi ? "maximum" : "minimum");
+    if (h >= 0) pos = nonneg(std::max<int64_t>(l, 0), hi ? h : -1, hi ? "maximum" : "minimum");
+    if (l < 0) neg = "\"-\" " + nonneg(h < 0 ? -h : 1, lo ? -l : -1, lo ? "minimum" : "maximum");
     const std::string body = pos.empty() ? neg : neg.empty() ? pos : pos + " | " + neg;
     return "( ( " + body + " ) space )";
 }
