@@ -104,7 +104,6 @@ bool GrammarSampler::allows(Token t) {
 
 void GrammarSampler::apply(Candidates& c) {
     if (c.empty()) return;
-    s_->forget();
     size_t kept = 0;
     if (top_k_ > 0) {
         const size_t k = (size_t)top_k_;
@@ -152,10 +151,14 @@ void GrammarSampler::apply(Candidates& c) {
 void GrammarSampler::accept(Token token) {
     const Vocabulary& v = *s_->vocab;
     if (token < 0 || (size_t)token >= v.pieces.size() || v.eog[(size_t)token]) return;
+    s_->forget();
     (void)s_->matcher.accept(v.pieces[(size_t)token]);  // a token forced off the grammar leaves the state as it was
 }
 
-void GrammarSampler::reset() { s_->matcher.reset(); }
+void GrammarSampler::reset() {
+    s_->forget();
+    s_->matcher.reset();
+}
 
 std::unique_ptr<Sampler> GrammarSampler::clone() const {
     auto copy = std::unique_ptr<GrammarSampler>(new GrammarSampler(std::make_unique<State>(*s_)));

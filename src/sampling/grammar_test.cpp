@@ -216,3 +216,93 @@ TEST(GrammarJson, AgreesWithAJsonParserOnACorpus) {
 
 }  // namespace
 }  // namespace llama_crab
+
+namespace llama_crab {
+namespace {
+
+// A small vocabulary of JSON-ish pieces, with a half character (0xC3, 0xA9 = "é" split), a control token ("") and
+// an end-of-generation token (the last).
+std::vector<std::string> test_pieces() {
+    return {"{", "}", "\"", "a", "ab\"", "1", "12", " ", "\xC3", "\xA9", "", "tru", "e", "true", ":", ",", "[", "]",
+            "\"a\":", "null", "0", "-", "x\"}", "\xC3\xA9", "</s>"};
+}
+
+TEST(GrammarSampler, MasksTokensAndAllowsEndOnlyWhenComplete) {
+    auto pieces = test_pieces();
+    const Token eog = (Token)pieces.size() - 1;
+    auto g = GrammarSampler::create("root ::= \"{\" \"\\\"\" [a-zé]* \"\\\"\" \"}\"", pieces, {eog});
+    ASSERT_TRUE(g.ok()) << g.error().message;
+    GrammarSampler& s = **g;
+    std::vector<Token> allowed;
+    auto collect = [&] {
+        allowed.clear();
+        for (Token t = 0; t < (Token)pieces.size(); ++t) if (s.allows(t)) allowed.push_back(t);
+    };
+    collect();
+    EXPECT_EQ(allowed, std::vector<Token>({0}));
+    s.accept(0);
+    s.accept(2);
+    collect();  // in the string: letter pieces, é (whole or its first half), the closing quote, "ab\"", "x\"}"
+    EXPECT_EQ(allowed, std::vector<Token>({2, 3, 4, 8, 11, 12, 13, 19, 22, 23}));
+    s.accept(8);  // half of é
+    collect();
+    EXPECT_EQ(allowed, std::vector<Token>({9}));
+    s.accept(9);
+    s.accept(4);
+    collect();
+    EXPECT_EQ(allowed, std::vector<Token>({1}));
+    EXPECT_FALSE(s.can_end());
+    s.accept(1);
+    collect();
+    EXPECT_EQ(allowed, std::vector<Token>({eog}));
+    s.reset();
+    collect();
+    EXPECT_EQ(allowed, std::vector<Token>({0}));
+}
+
+TEST(GrammarSampler, LazyTopKKeepsExactlyWhatMaskingThenTopKKeeps) {
+    auto pieces = test_pieces();
+    const Token eog = (Token)pieces.size() - 1;
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.0f, 2.0f);
+    for (int trial = 0; trial < 200; ++trial) {
+        auto full = std::move(GrammarSampler::create(json_grammar(), pieces, {eog})).value();
+        auto lazy = std::move(GrammarSampler::create(json_grammar(), pieces, {eog})).value();
+        const int32_t k = 1 + trial % 5;
+        lazy->set_top_k(k);
+        auto top_k = std::move(TopKSampler::create(k)).value();
+        for (int step = 0; step < 12; ++step) {
+            std::vector<float> logits(pieces.size());
+            for (float& l : logits) l = nd(rng);
+            Candidates a, b;
+            a.fill(logits.data(), (int64_t)logits.size());
+            b.fill(logits.data(), (int64_t)logits.size());
+            full->apply(a);
+            top_k->apply(a);
+            lazy->apply(b);
+            top_k->apply(b);
+            a.sort();
+            b.sort();
+            std::vector<Token> ka, kb;
+            for (const auto& d : a) if (d.logit != -INFINITY) ka.push_back(d.id);
+            for (const auto& d : b) if (d.logit != -INFINITY) kb.push_back(d.id);
+            ASSERT_EQ(ka, kb) << "trial " << trial << " step " << step;
+            ASSERT_FALSE(ka.empty());
+            if (ka[0] == eog) break;
+            full->accept(ka[0]);
+            lazy->accept(ka[0]);
+        }
+    }
+}
+
+TEST(GrammarSampler, ChainPutsTheGrammarBeforeTheTruncations) {
+    SamplingParams p;
+    p.seed = 1;
+    p.repeat_penalty = 1.1f;
+    auto chain = std::move(SamplerChain::from_params(p)).value();
+    chain.add_constraint(std::move(GrammarSampler::create(json_grammar(), test_pieces(), {24})).value());
+    EXPECT_EQ(chain.describe().substr(0, 26), "penalties -> grammar -> to");
+}
+
+}  // namespace
+}  // namespace llama_crab
