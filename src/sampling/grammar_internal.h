@@ -78,6 +78,7 @@ struct StackSet {
 struct Utf8Partial {
     uint32_t value = 0;
     uint8_t need = 0;
+    uint8_t len = 0;  // the whole character's length in bytes
 };
 
 class Matcher {

@@ -1,6 +1,8 @@
 // The pushdown matcher: interned stacks advanced one code point at a time (see grammar_internal.h).
 #include "sampling/grammar_internal.h"
 
+#include <algorithm>
+
 namespace llama_crab::grammar {
 
 namespace {
@@ -149,6 +151,7 @@ bool Matcher::run(std::string_view bytes, Utf8Partial& partial, StackSet& out) {
             cp = b;
         } else if (b >= 0xC2 && b < 0xF5) {
             partial.need = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+            partial.len = (uint8_t)(partial.need + 1);
             partial.value = b & (0x3Fu >> partial.need);
             continue;
         } else {
@@ -160,7 +163,8 @@ bool Matcher::run(std::string_view bytes, Utf8Partial& partial, StackSet& out) {
     }
     if (cur != &out) out = *cur;
     if (partial.need > 0) {  // some code point this half character can become must be allowed
-        const uint32_t lo = partial.value << (6 * partial.need);
+        const uint32_t floor = partial.len == 2 ? 0x80 : partial.len == 3 ? 0x800 : 0x10000;  // no overlong forms
+        const uint32_t lo = std::max(floor, partial.value << (6 * partial.need));
         const uint32_t hi = lo | ((1u << (6 * partial.need)) - 1);
         for (int32_t id : out.tops) {
             if (g_->classes[g_->elems[nodes_[(size_t)id].pos].arg].may_match_range(lo, hi)) return true;

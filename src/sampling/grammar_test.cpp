@@ -111,6 +111,9 @@ TEST(GrammarMatch, PartialUtf8AcrossTokens) {
     EXPECT_TRUE(m.can_accept("\xC3"));   // could become é
     EXPECT_FALSE(m.can_accept("\xC4"));  // could only become U+0100..U+013F
     EXPECT_FALSE(m.can_accept("\xA9"));  // a continuation byte with no lead
+    EXPECT_FALSE(grammar::Matcher(compile("root ::= \"a\"")).can_accept("\xE0"));  // 3 bytes: U+0800 and up
+    EXPECT_FALSE(grammar::Matcher(compile("root ::= [\\x00-\\u07FF]")).can_accept("\xE0"));
+    EXPECT_TRUE(grammar::Matcher(compile("root ::= [\\x00-\\u0800]")).can_accept("\xE0"));
     ASSERT_TRUE(m.accept("\xC3"));
     EXPECT_FALSE(m.can_end());
     EXPECT_FALSE(m.can_accept("x"));
