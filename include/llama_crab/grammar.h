@@ -55,6 +55,8 @@ public:
 private:
     struct State;
     explicit GrammarSampler(std::unique_ptr<State> state);
+    const std::vector<uint64_t>* cached_mask();  // the allowed tokens of the current state, if known
+    const std::vector<uint64_t>& compute_mask();
     std::unique_ptr<State> s_;
     int32_t top_k_ = 0;
 };

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -81,23 +82,29 @@ struct Utf8Partial {
     uint8_t len = 0;  // the whole character's length in bytes
 };
 
+// The matcher's stack sets are interned too (a state id per distinct set) and the transitions between them are
+// memoised: (state, code point) -> state. Checking a token is then mostly hash lookups, a lazily built DFA over the
+// states the generation actually visits.
 class Matcher {
 public:
     explicit Matcher(std::shared_ptr<const Grammar> grammar);
 
     void reset();
     // The current state.
-    const StackSet& stacks() const { return current_; }
+    const StackSet& stacks() const { return sets_[(size_t)cur_]; }
+    int32_t state() const { return cur_; }
+    // Changes whenever state ids are renumbered (the tables are dropped when they grow too large).
+    uint64_t epoch() const { return epoch_; }
     const Utf8Partial& partial() const { return partial_; }
     // The grammar can end now (no stack left to continue, or an empty one among them, and no half character).
-    bool can_end() const { return current_.can_end && partial_.need == 0; }
+    bool can_end() const { return stacks().can_end && partial_.need == 0; }
     // Whether these bytes can follow from the current state (a trailing half character counts if some code point
     // it can become is allowed). Does not change the state.
     bool can_accept(std::string_view bytes);
     // Consumes the bytes; false (state unchanged) when they cannot follow.
     bool accept(std::string_view bytes);
-    // Whether the first code point cp can follow the current state (no half character pending).
-    bool can_accept_code_point(uint32_t cp);
+    // Whether the code point cp can follow the current state (no half character pending).
+    bool can_accept_code_point(uint32_t cp) { return step(cur_, cp) >= 0; }
     size_t arena_size() const { return nodes_.size(); }
 
 private:
@@ -105,7 +112,9 @@ private:
         uint32_t pos;
         int32_t parent;
     };
-    bool run(std::string_view bytes, Utf8Partial& partial, StackSet& out);
+    bool run(std::string_view bytes, Utf8Partial& partial, int32_t& state);
+    int32_t step(int32_t state, uint32_t cp);  // -1: cp cannot follow
+    int32_t intern_set(StackSet& set);         // sorts the tops; -1 for an empty set
     void advance(const StackSet& in, uint32_t cp, StackSet& out);
     void expand();  // drains work_ into out_ (see advance)
     int32_t intern(uint32_t pos, int32_t parent);
@@ -121,9 +130,13 @@ private:
     size_t seen_count_ = 0;
     std::vector<std::pair<uint32_t, int32_t>> work_;
     StackSet* out_ = nullptr;
-    StackSet current_;
+    std::vector<StackSet> sets_;
+    std::unordered_map<std::string, int32_t> set_index_;
+    std::unordered_map<uint64_t, int32_t> transitions_;
+    int32_t cur_ = -1;
+    uint64_t epoch_ = 0;
     Utf8Partial partial_;
-    StackSet tmp_a_, tmp_b_;
+    StackSet tmp_;
 };
 
 }  // namespace llama_crab::grammar

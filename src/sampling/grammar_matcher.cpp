@@ -24,15 +24,44 @@ Matcher::Matcher(std::shared_ptr<const Grammar> grammar) : g_(std::move(grammar)
 void Matcher::reset() {
     nodes_.clear();
     index_.assign(1024, -1);
+    sets_.clear();
+    set_index_.clear();
+    transitions_.clear();
+    ++epoch_;
     partial_ = {};
-    current_.tops.clear();
-    current_.can_end = false;
-    out_ = &current_;
+    tmp_.tops.clear();
+    tmp_.can_end = false;
+    out_ = &tmp_;
     ++gen_;
     seen_count_ = 0;
     work_.clear();
     for (uint32_t a : g_->rules[g_->root].alts) work_.push_back({a, -1});
     expand();
+    cur_ = intern_set(tmp_);
+    if (cur_ < 0) {  // a grammar matching nothing still needs a state: the empty set
+        sets_.push_back(StackSet{});
+        cur_ = 0;
+    }
+}
+
+int32_t Matcher::intern_set(StackSet& set) {
+    if (set.empty()) return -1;
+    std::sort(set.tops.begin(), set.tops.end());
+    std::string key(reinterpret_cast<const char*>(set.tops.data()), set.tops.size() * sizeof(int32_t));
+    key += set.can_end ? '1' : '0';
+    auto [it, fresh] = set_index_.try_emplace(std::move(key), (int32_t)sets_.size());
+    if (fresh) sets_.push_back(set);
+    return it->second;
+}
+
+int32_t Matcher::step(int32_t state, uint32_t cp) {
+    const uint64_t key = (uint64_t{(uint32_t)state} << 21) | cp;
+    auto it = transitions_.find(key);
+    if (it != transitions_.end()) return it->second;
+    advance(sets_[(size_t)state], cp, tmp_);
+    const int32_t next = intern_set(tmp_);
+    transitions_.emplace(key, next);
+    return next;
 }
 
 int32_t Matcher::intern(uint32_t pos, int32_t parent) {
@@ -135,10 +164,8 @@ void Matcher::advance(const StackSet& in, uint32_t cp, StackSet& out) {
     expand();
 }
 
-// Decodes bytes on top of `partial`, advancing `out` (which starts as a copy of the current stacks).
-bool Matcher::run(std::string_view bytes, Utf8Partial& partial, StackSet& out) {
-    StackSet* cur = &out;
-    StackSet* nxt = cur == &tmp_a_ ? &tmp_b_ : &tmp_a_;
+// Decodes bytes on top of `partial`, moving `state` along.
+bool Matcher::run(std::string_view bytes, Utf8Partial& partial, int32_t& state) {
     for (const char ch : bytes) {
         const auto b = (unsigned char)ch;
         uint32_t cp;
@@ -157,16 +184,15 @@ bool Matcher::run(std::string_view bytes, Utf8Partial& partial, StackSet& out) {
         } else {
             return false;  // a continuation byte with no lead, or a byte UTF-8 never uses
         }
-        advance(*cur, cp, *nxt);
-        std::swap(cur, nxt);
-        if (cur->empty()) return false;
+        if (cp > 0x10FFFF) return false;
+        state = step(state, cp);
+        if (state < 0) return false;
     }
-    if (cur != &out) out = *cur;
     if (partial.need > 0) {  // some code point this half character can become must be allowed
         const uint32_t floor = partial.len == 2 ? 0x80 : partial.len == 3 ? 0x800 : 0x10000;  // no overlong forms
         const uint32_t lo = std::max(floor, partial.value << (6 * partial.need));
         const uint32_t hi = lo | ((1u << (6 * partial.need)) - 1);
-        for (int32_t id : out.tops) {
+        for (int32_t id : sets_[(size_t)state].tops) {
             if (g_->classes[g_->elems[nodes_[(size_t)id].pos].arg].may_match_range(lo, hi)) return true;
         }
         return false;
@@ -177,46 +203,44 @@ bool Matcher::run(std::string_view bytes, Utf8Partial& partial, StackSet& out) {
 bool Matcher::can_accept(std::string_view bytes) {
     if (bytes.empty()) return false;
     Utf8Partial partial = partial_;
-    tmp_a_ = current_;
-    return run(bytes, partial, tmp_a_);
-}
-
-bool Matcher::can_accept_code_point(uint32_t cp) {
-    for (int32_t id : current_.tops) {
-        if (g_->classes[g_->elems[nodes_[(size_t)id].pos].arg].matches(cp)) return true;
-    }
-    return false;
+    int32_t state = cur_;
+    return run(bytes, partial, state);
 }
 
 bool Matcher::accept(std::string_view bytes) {
     if (bytes.empty()) return false;
     Utf8Partial partial = partial_;
-    tmp_a_ = current_;
-    if (!run(bytes, partial, tmp_a_)) return false;
-    current_ = tmp_a_;
+    int32_t state = cur_;
+    if (!run(bytes, partial, state)) return false;
+    cur_ = state;
     partial_ = partial;
-    if (nodes_.size() > kCompactAbove) compact();
+    if (nodes_.size() > kCompactAbove || transitions_.size() > kCompactAbove || sets_.size() > kCompactAbove / 16) {
+        compact();
+    }
     return true;
 }
 
-// Rebuilds the arena with only the nodes the current stacks use.
+// Rebuilds the arena with only the nodes the current stacks use, and drops the state tables.
 void Matcher::compact() {
     std::vector<Node> old = std::move(nodes_);
     nodes_.clear();
     index_.assign(1024, -1);
     std::vector<int32_t> remap(old.size(), -2);
-    auto copy = [&](int32_t id, auto&& self) -> int32_t {
-        if (id < 0) return id;
-        std::vector<int32_t> chain;  // walk down iteratively to the first node already copied
+    StackSet current = sets_[(size_t)cur_];
+    for (int32_t& id : current.tops) {
+        std::vector<int32_t> chain;  // down to the first node already copied, then copy upwards
         for (int32_t x = id; x >= 0 && remap[(size_t)x] == -2; x = old[(size_t)x].parent) chain.push_back(x);
         for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
             const int32_t par = old[(size_t)*it].parent;
             remap[(size_t)*it] = intern(old[(size_t)*it].pos, par < 0 ? par : remap[(size_t)par]);
         }
-        (void)self;
-        return remap[(size_t)id];
-    };
-    for (int32_t& id : current_.tops) id = copy(id, copy);
+        id = remap[(size_t)id];
+    }
+    sets_.clear();
+    set_index_.clear();
+    transitions_.clear();
+    ++epoch_;
+    cur_ = intern_set(current);
 }
 
 }  // namespace llama_crab::grammar

@@ -1,11 +1,14 @@
 // The grammar sampler stage: masks the candidates whose text cannot continue the grammar.
 //
-// Cost: a candidate is checked by running its bytes through the matcher from the current stacks. Two shortcuts:
+// Cost: a candidate is checked by running its bytes through the matcher, whose transitions are memoised (a lazy
+// DFA over the visited states), so a check is a few hash lookups. On top of that:
 //   - the first character of every token is decoded once (at creation); per step, whether an ASCII first
 //     character can follow is decided once and rejects most tokens without running them;
-//   - with set_top_k(k) the candidates are visited in logit order, chunk by chunk (partial sorts), and checking
-//     stops at the k-th allowed one: the result is exactly what masking everything and then keeping the top k
-//     would give, for a fraction of the checks.
+//   - the set of allowed tokens of a state (a bitmask over the vocabulary) is cached by state, so a state seen
+//     before (inside a string, between members...) costs one pass over the candidates;
+//   - with set_top_k(k) and no cached mask, the 256 most likely candidates are checked first; when k of them
+//     are allowed, checking stops there: the result is exactly what masking everything and then keeping the top k
+//     would give. Otherwise the state's mask is computed (and cached).
 #include "llama_crab/grammar.h"
 #include "sampling/grammar_internal.h"
 
@@ -14,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 
 namespace llama_crab {
 
@@ -21,6 +25,8 @@ namespace {
 
 constexpr uint32_t kNoFirst = UINT32_MAX;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr size_t kMaxCachedMasks = 1024;  // x n_vocab bits: 4 MiB for a 32k vocabulary
+constexpr size_t kLazyHead = 256;         // candidates checked before a full mask, when a top-k follows
 
 struct Vocabulary {
     std::vector<std::string> pieces;
@@ -35,6 +41,8 @@ struct GrammarSampler::State {
     std::shared_ptr<const Vocabulary> vocab;
     grammar::Matcher matcher;
     int8_t ascii_ok[128];  // per step: -1 unknown, 0 no, 1 yes
+    std::unordered_map<uint64_t, std::vector<uint64_t>> masks;  // state key -> allowed tokens
+    uint64_t masks_epoch = 0;
 
     State(std::shared_ptr<const grammar::Grammar> g, std::shared_ptr<const Vocabulary> v)
         : grammar(std::move(g)), vocab(std::move(v)), matcher(grammar) {
@@ -102,20 +110,62 @@ bool GrammarSampler::allows(Token t) {
     return s_->matcher.can_accept(piece);
 }
 
+const std::vector<uint64_t>* GrammarSampler::cached_mask() {
+    State& st = *s_;
+    if (st.masks_epoch != st.matcher.epoch()) {
+        st.masks.clear();
+        st.masks_epoch = st.matcher.epoch();
+    }
+    const grammar::Utf8Partial& p = st.matcher.partial();
+    const uint64_t key = ((uint64_t)(uint32_t)st.matcher.state() << 20) | (p.value << 2) | p.need;
+    auto it = st.masks.find(key);
+    return it == st.masks.end() ? nullptr : &it->second;
+}
+
+const std::vector<uint64_t>& GrammarSampler::compute_mask() {
+    State& st = *s_;
+    const size_t n = st.vocab->pieces.size();
+    std::vector<uint64_t> mask((n + 63) / 64, 0);
+    for (size_t t = 0; t < n; ++t) {
+        if (allows((Token)t)) mask[t >> 6] |= uint64_t{1} << (t & 63);
+    }
+    if (st.masks.size() >= kMaxCachedMasks) st.masks.clear();
+    const grammar::Utf8Partial& p = st.matcher.partial();
+    const uint64_t key = ((uint64_t)(uint32_t)st.matcher.state() << 20) | (p.value << 2) | p.need;
+    return st.masks[key] = std::move(mask);
+}
+
 void GrammarSampler::apply(Candidates& c) {
     if (c.empty()) return;
+    const size_t n_vocab = s_->vocab->pieces.size();
+    const std::vector<uint64_t>* mask = cached_mask();
+    auto allowed = [&](Token t) {
+        return (size_t)t < n_vocab && ((*mask)[(size_t)t >> 6] >> ((size_t)t & 63)) & 1u;
+    };
     size_t kept = 0;
+    TokenData* d = c.data();
+    const size_t n = c.size();
     if (top_k_ > 0) {
         const size_t k = (size_t)top_k_;
-        const size_t n = c.size();
-        TokenData* d = c.data();
-        size_t i = 0;
-        for (size_t chunk = 64; i < n && kept < k; chunk *= 4) {
-            const size_t end = std::min(n, i + chunk);
-            std::partial_sort(d + i, d + end, d + n, candidate_before);
-            for (; i < end && kept < k; ++i) {
+        if (mask == nullptr) {  // first visit of this state: try the most likely candidates before a full mask
+            const size_t head = std::min(n, kLazyHead);
+            std::partial_sort(d, d + head, d + n, candidate_before);
+            c.set_identity_layout(false);
+            for (size_t i = 0; i < head && kept < k; ++i) {
                 if (d[i].logit != kNegInf && allows(d[i].id)) d[kept++] = d[i];
             }
+            if (kept < k && head < n) {
+                kept = 0;
+                mask = &compute_mask();
+            }
+        }
+        if (mask != nullptr) {
+            for (size_t i = 0; i < n; ++i) {
+                if (d[i].logit != kNegInf && allowed(d[i].id)) d[kept++] = d[i];
+            }
+            const size_t keep = std::min(kept, k);
+            std::partial_sort(d, d + keep, d + kept, candidate_before);
+            kept = keep;
         }
         c.set_identity_layout(false);
         if (kept > 0) {
@@ -124,12 +174,13 @@ void GrammarSampler::apply(Candidates& c) {
             return;
         }
     } else {
-        for (TokenData& d : c) {
-            if (d.logit == kNegInf) continue;
-            if (allows(d.id)) {
+        if (mask == nullptr) mask = &compute_mask();
+        for (size_t i = 0; i < n; ++i) {
+            if (d[i].logit == kNegInf) continue;
+            if (allowed(d[i].id)) {
                 ++kept;
             } else {
-                d.logit = kNegInf;
+                d[i].logit = kNegInf;
             }
         }
         if (kept > 0) return;
