@@ -64,6 +64,7 @@ inline constexpr size_t kMaxGrammarBytes = 4u << 20;
 inline constexpr uint32_t kMaxRepetition = 10000;     // m and n of {m,n}
 inline constexpr size_t kMaxElements = 4u << 20;      // after expanding repetitions
 inline constexpr int kMaxNesting = 200;               // nested groups
+inline constexpr size_t kMaxExpansion = 1u << 18;     // (position, parent) items expanded per code point
 
 // Parses GBNF text (llama.cpp's syntax). Errors name the line and column.
 Result<Grammar> parse_grammar(std::string_view text);
@@ -106,6 +107,8 @@ public:
     // Whether the code point cp can follow the current state (no half character pending).
     bool can_accept_code_point(uint32_t cp) { return step(cur_, cp) >= 0; }
     size_t arena_size() const { return nodes_.size(); }
+    // True once some expansion hit kMaxExpansion (the stacks beyond it were dropped: the grammar is too ambiguous).
+    bool overflowed() const { return overflowed_; }
 
 private:
     struct Node {
@@ -135,6 +138,7 @@ private:
     std::unordered_map<uint64_t, int32_t> transitions_;
     int32_t cur_ = -1;
     uint64_t epoch_ = 0;
+    bool overflowed_ = false;
     Utf8Partial partial_;
     StackSet tmp_;
 };

@@ -124,7 +124,13 @@ bool Matcher::mark(uint32_t pos, int32_t parent) {
 // Terminates because the grammar has no left recursion and each (position, parent) is visited once.
 void Matcher::expand() {
     StackSet& out = *out_;
+    size_t budget = kMaxExpansion;
     while (!work_.empty()) {
+        if (budget-- == 0) {  // pathological ambiguity: bound the time per step rather than hang
+            overflowed_ = true;
+            work_.clear();
+            break;
+        }
         const auto [pos, parent] = work_.back();
         work_.pop_back();
         if (!mark(pos, parent)) continue;

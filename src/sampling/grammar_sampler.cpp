@@ -86,7 +86,14 @@ Result<std::unique_ptr<GrammarSampler>> GrammarSampler::create(const std::string
     }
     v->pieces = std::move(pieces);
     auto gp = std::make_shared<const grammar::Grammar>(std::move(g).value());
-    return std::unique_ptr<GrammarSampler>(new GrammarSampler(std::make_unique<State>(gp, v)));
+    auto state = std::make_unique<State>(gp, v);
+    if (state->matcher.overflowed()) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          fmt::format("grammar: too ambiguous: its start expands to more than {} parser positions "
+                                      "(nested repetitions of things that can be empty?)",
+                                      grammar::kMaxExpansion));
+    }
+    return std::unique_ptr<GrammarSampler>(new GrammarSampler(std::move(state)));
 }
 
 GrammarSampler::GrammarSampler(std::unique_ptr<State> state) : s_(std::move(state)) {}
