@@ -25,7 +25,7 @@ namespace {
 
 constexpr uint32_t kNoFirst = UINT32_MAX;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr size_t kMaxCachedMasks = 1024;  // x n_vocab bits: 4 MiB for a 32k vocabulary
+constexpr size_t kMaxCachedMaskBytes = 8u << 20;  // per sampler: 2048 masks of a 32k vocabulary, 430 of 152k
 constexpr size_t kLazyHead = 256;         // candidates checked before a full mask, when a top-k follows
 
 struct Vocabulary {
@@ -136,7 +136,7 @@ const std::vector<uint64_t>& GrammarSampler::compute_mask() {
     for (size_t t = 0; t < n; ++t) {
         if (allows((Token)t)) mask[t >> 6] |= uint64_t{1} << (t & 63);
     }
-    if (st.masks.size() >= kMaxCachedMasks) st.masks.clear();
+    if ((st.masks.size() + 1) * mask.size() * sizeof(uint64_t) > kMaxCachedMaskBytes) st.masks.clear();
     const grammar::Utf8Partial& p = st.matcher.partial();
     const uint64_t key = ((uint64_t)(uint32_t)st.matcher.state() << 20) | (p.value << 2) | p.need;
     return st.masks[key] = std::move(mask);
