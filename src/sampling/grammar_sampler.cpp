@@ -43,6 +43,7 @@ struct GrammarSampler::State {
     int8_t ascii_ok[128];  // per step: -1 unknown, 0 no, 1 yes
     std::unordered_map<uint64_t, std::vector<uint64_t>> masks;  // state key -> allowed tokens
     uint64_t masks_epoch = 0;
+    std::vector<uint32_t> hits;  // scratch: allowed candidates in the lazy head
 
     State(std::shared_ptr<const grammar::Grammar> g, std::shared_ptr<const Vocabulary> v)
         : grammar(std::move(g)), vocab(std::move(v)), matcher(grammar) {
@@ -158,12 +159,15 @@ void GrammarSampler::apply(Candidates& c) {
             const size_t head = std::min(n, kLazyHead);
             std::partial_sort(d, d + head, d + n, candidate_before);
             c.set_identity_layout(false);
-            for (size_t i = 0; i < head && kept < k; ++i) {
-                if (d[i].logit != kNegInf && allows(d[i].id)) d[kept++] = d[i];
+            std::vector<uint32_t>& hits = s_->hits;
+            hits.clear();
+            for (size_t i = 0; i < head && hits.size() < k; ++i) {
+                if (d[i].logit != kNegInf && allows(d[i].id)) hits.push_back((uint32_t)i);
             }
-            if (kept < k && head < n) {
-                kept = 0;
-                mask = &compute_mask();
+            if (hits.size() < k && head < n) {
+                mask = &compute_mask();  // the head was not enough: decide every candidate
+            } else {
+                for (uint32_t i : hits) d[kept++] = d[i];  // i >= kept: nothing unread is overwritten
             }
         }
         if (mask != nullptr) {

@@ -276,7 +276,17 @@ TEST(GrammarSampler, MasksTokensAndAllowsEndOnlyWhenComplete) {
 }
 
 TEST(GrammarSampler, LazyTopKKeepsExactlyWhatMaskingThenTopKKeeps) {
+    // More candidates than the lazy head (256), so both the head-only path and the full-mask path are taken.
     auto pieces = test_pieces();
+    pieces.pop_back();
+    std::mt19937 gen(9);
+    const std::string alphabet = "{}[]\":, abe0123456789-.tr\\nul";
+    for (int i = 0; i < 700; ++i) {
+        std::string p;
+        for (int n = 1 + (int)(gen() % 4); n > 0; --n) p += alphabet[gen() % alphabet.size()];
+        pieces.push_back(p);
+    }
+    pieces.push_back("</s>");
     const Token eog = (Token)pieces.size() - 1;
     std::mt19937 rng(3);
     std::normal_distribution<float> nd(0.0f, 2.0f);
@@ -286,7 +296,7 @@ TEST(GrammarSampler, LazyTopKKeepsExactlyWhatMaskingThenTopKKeeps) {
         const int32_t k = 1 + trial % 5;
         lazy->set_top_k(k);
         auto top_k = std::move(TopKSampler::create(k)).value();
-        for (int step = 0; step < 12; ++step) {
+        for (int step = 0; step < 30; ++step) {
             std::vector<float> logits(pieces.size());
             for (float& l : logits) l = nd(rng);
             Candidates a, b;

@@ -237,9 +237,9 @@ std::string Converter::visit_ref(const std::string& ref, const std::string& path
         name = ptr.back();
     }
     // Name the rule before visiting, so a reference back to it (recursion) finds it.
+    for (char& c : name) c = std::isalnum((unsigned char)c) ? c : '-';
     std::string rule = "s-" + name;
     for (int i = 2; rules_.count(rule) || reserved_.count(rule); ++i) rule = fmt::format("s-{}-{}", name, i);
-    for (char& c : rule) c = std::isalnum((unsigned char)c) ? c : '-';
     reserved_.insert(rule);
     refs_[ref] = rule;
     rules_[rule] = visit(*target, ref.substr(1), depth + 1);

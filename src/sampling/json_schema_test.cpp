@@ -103,6 +103,13 @@ TEST(JsonSchema, RefsAndRecursion) {
     EXPECT_FALSE(s.accepts(R"({"v":1,"kids":[{"w":2}]})"));
 }
 
+TEST(JsonSchema, RefNamesThatSanitiseAlikeStayDistinct) {
+    Schema s(R"({"type":"array","items":{"anyOf":[{"$ref":"#/$defs/a.b"},{"$ref":"#/$defs/a-b"}]},
+                 "$defs":{"a.b":{"type":"integer"},"a-b":{"type":"boolean"}}})");
+    EXPECT_TRUE(s.accepts("[1,true]"));
+    EXPECT_FALSE(s.accepts("[\"x\"]"));
+}
+
 TEST(JsonSchema, StringsLengthsFormatsAndPatterns) {
     Schema len(R"({"type":"string","minLength":2,"maxLength":3})");
     EXPECT_FALSE(len.accepts("\"a\""));
