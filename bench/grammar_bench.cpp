@@ -59,18 +59,20 @@ std::unique_ptr<GrammarSampler> sampler_at(const Setup& s, const std::string& pr
     return g;
 }
 
-void run(benchmark::State& state, const std::string& prefix, int32_t top_k) {
-    const Setup* s = setup();
-    if (s == nullptr) {
-        state.SkipWithError("no test data (set LLAMA_CRAB_TESTDATA_DIR)");
-        return;
-    }
-    auto g = sampler_at(*s, prefix);
-    g->set_top_k(top_k);
+std::vector<float> random_logits(size_t n) {
     std::mt19937 rng(1);
     std::normal_distribution<float> nd(0.0f, 3.0f);
-    std::vector<float> logits(s->pieces.size());
+    std::vector<float> logits(n);
     for (float& l : logits) l = nd(rng);
+    return logits;
+}
+
+void run(benchmark::State& state, const std::string& prefix, int32_t top_k) {
+    const Setup* s = setup();
+    if (s == nullptr) return state.SkipWithError("no test data (set LLAMA_CRAB_TESTDATA_DIR)");
+    auto g = sampler_at(*s, prefix);
+    g->set_top_k(top_k);
+    const std::vector<float> logits = random_logits(s->pieces.size());
     Candidates c;
     size_t kept = 0;
     for (auto _ : state) {
@@ -94,14 +96,8 @@ void BM_GrammarTopK40_InNumber(benchmark::State& st) { run(st, "{\"a\": [12", 40
 // The first visit of a state: no cached mask, the transitions memo still warm from the prefix.
 void run_cold(benchmark::State& state, const std::string& prefix, int32_t top_k) {
     const Setup* s = setup();
-    if (s == nullptr) {
-        state.SkipWithError("no test data (set LLAMA_CRAB_TESTDATA_DIR)");
-        return;
-    }
-    std::mt19937 rng(1);
-    std::normal_distribution<float> nd(0.0f, 3.0f);
-    std::vector<float> logits(s->pieces.size());
-    for (float& l : logits) l = nd(rng);
+    if (s == nullptr) return state.SkipWithError("no test data (set LLAMA_CRAB_TESTDATA_DIR)");
+    const std::vector<float> logits = random_logits(s->pieces.size());
     Candidates c;
     for (auto _ : state) {
         state.PauseTiming();
@@ -123,17 +119,11 @@ void BM_GrammarColdTopK40_InString(benchmark::State& st) { run_cold(st, "{\"name
 // Time per item = average grammar cost per generated token.
 void run_document(benchmark::State& state, int32_t top_k) {
     const Setup* s = setup();
-    if (s == nullptr) {
-        state.SkipWithError("no test data (set LLAMA_CRAB_TESTDATA_DIR)");
-        return;
-    }
+    if (s == nullptr) return state.SkipWithError("no test data (set LLAMA_CRAB_TESTDATA_DIR)");
     const std::string doc = R"({"name": "Lily", "age": 7, "friends": [{"name": "Tom", "likes": ["red balls", "the park"]},
  {"name": "Sue", "score": -12.5e3, "ok": true}], "story": "Once upon a time, there was a little girl.", "x": null})";
     const std::vector<int32_t> tokens = s->vocab->tokenize(doc, false, false);
-    std::mt19937 rng(1);
-    std::normal_distribution<float> nd(0.0f, 3.0f);
-    std::vector<float> logits(s->pieces.size());
-    for (float& l : logits) l = nd(rng);
+    const std::vector<float> logits = random_logits(s->pieces.size());
     Candidates c;
     for (auto _ : state) {
         state.PauseTiming();
