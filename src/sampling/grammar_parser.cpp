@@ -139,11 +139,8 @@ uint32_t Parser::rule_id(const std::string& name, size_t at) {
 }
 
 uint32_t Parser::new_rule(const std::string& base, Alts alts) {
-    std::string name;
-    for (size_t i = names_.size();; ++i) {
-        name = fmt::format("{}-{}", base, i);
-        if (!ids_.count(name)) break;
-    }
+    // '~' cannot appear in a written rule name, so a generated name never takes one the grammar defines later.
+    const std::string name = fmt::format("{}~{}", base, names_.size());
     const uint32_t id = rule_id(name, p_);
     bodies_[id] = std::move(alts);
     defined_[id] = true;

@@ -48,6 +48,7 @@ TEST(GrammarParse, AcceptsLlamaCppSyntax) {
         "root ::= item-list\nitem-list ::= item (\",\" item)*\nitem ::= [0-9]+",
         "root ::= \"\"",
         "root ::= x\nx ::= \"a\" x | \"b\"",  // right recursion is fine
+        "root ::= (\"a\" | \"b\")* root-1 root-2\nroot-1 ::= \"c\"\nroot-2 ::= \"d\"",  // names like generated ones
     };
     for (const char* g : valid) EXPECT_EQ(error_of(g), "") << g;
 }

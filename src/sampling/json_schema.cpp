@@ -132,6 +132,12 @@ private:
         return name;
     }
 
+    // A rule name for the expression (the expression itself when it is a name already): an expression used twice
+    // must not be copied twice, or nested arrays and objects would grow the grammar exponentially.
+    std::string as_rule(const std::string& hint, const std::string& expr) {
+        const bool name = std::all_of(expr.begin(), expr.end(), [](char c) { return std::isalnum((unsigned char)c) || c == '-'; });
+        return name ? expr : add_rule(hint, expr);
+    }
     std::string visit(const json& s, const std::string& path, int depth);
     std::string visit_ref(const std::string& ref, const std::string& path, int depth);
     std::string visit_object(const json& s, const std::string& path, int depth);
@@ -262,7 +268,7 @@ std::string Converter::visit_object(const json& s, const std::string& path, int 
         for (const auto& [key, sub] : s["properties"].items()) {
             const std::string sub_path = path + "/properties/" + pointer_token(key);
             const std::string value = visit(sub, sub_path, depth + 1);
-            props.push_back({literal(json(key).dump()) + " space \":\" space " + value, key});
+            props.push_back({as_rule(key + "-kv", literal(json(key).dump()) + " space \":\" space " + value), key});
             required.push_back(req.count(key) > 0);
             req.erase(key);
         }
@@ -272,7 +278,7 @@ std::string Converter::visit_object(const json& s, const std::string& path, int 
     const json ap = s.contains("additionalProperties") ? s["additionalProperties"] : json(true);
     if (!(ap.is_boolean() && !ap.get<bool>())) {
         const std::string value = ap.is_boolean() ? "value" : visit(ap, path + "/additionalProperties", depth + 1);
-        extra = "string \":\" space " + value;
+        extra = as_rule("additional-kv", "string \":\" space " + value);
     }
     // start_i: nothing written yet, properties i.. to go; tail_i: something written, so a comma comes first.
     const std::string hint = path.empty() ? "root" : path.substr(path.rfind('/') + 1);
@@ -294,7 +300,8 @@ std::string Converter::visit_object(const json& s, const std::string& path, int 
 }
 
 std::string Converter::visit_array(const json& s, const std::string& path, int depth) {
-    const std::string item = s.contains("items") ? visit(s["items"], path + "/items", depth + 1) : "value";
+    const std::string item =
+        s.contains("items") ? as_rule("item", visit(s["items"], path + "/items", depth + 1)) : "value";
     const uint64_t lo = count(s, "minItems", path, 0);
     const uint64_t hi = count(s, "maxItems", path, UINT64_MAX);
     if (hi != UINT64_MAX && hi < lo) fail(path + "/maxItems", fmt::format("maxItems {} is below minItems {}", hi, lo));
@@ -573,11 +580,18 @@ Result<std::string> json_schema_to_grammar(const std::string& schema_json) {
     } catch (const json::parse_error& e) {
         return make_error(ErrorCode::kInvalidArgument, fmt::format("json schema: not valid JSON: {}", e.what()));
     }
+    std::string gbnf;
     try {
-        return Converter(schema).run();
+        gbnf = Converter(schema).run();
     } catch (const SchemaError& e) {
         return make_error(ErrorCode::kInvalidArgument, fmt::format("json schema: {}: {}", e.path, e.message));
     }
+    // A schema can still describe something no grammar here can hold, e.g. {"$ref": "#"} (left recursion).
+    if (auto st = validate_grammar(gbnf); !st.ok()) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          fmt::format("json schema: cannot be turned into a grammar: {}", st.error().message));
+    }
+    return gbnf;
 }
 
 }  // namespace llama_crab

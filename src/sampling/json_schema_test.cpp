@@ -187,6 +187,21 @@ TEST(JsonSchema, UnsupportedKeywordsNameThePath) {
     EXPECT_NE(error_of(deep).find("nested deeper"), std::string::npos);
 }
 
+TEST(JsonSchema, NestingGrowsTheGrammarLinearly) {
+    // Every level uses its child twice (an array item, an optional property with extra keys allowed): copying the
+    // child's expression would double the grammar per level.
+    std::string deep = R"({"type":"integer"})";
+    for (int i = 0; i < 60; ++i) {
+        deep = i % 2 ? R"({"type":"array","items":)" + deep + R"(,"minItems":1})"
+                     : R"({"type":"object","properties":{"a":)" + deep + "}}";
+    }
+    auto g = json_schema_to_grammar(deep);
+    ASSERT_TRUE(g.ok()) << g.error().message;
+    EXPECT_LT(g->size(), 100 * deep.size());
+    EXPECT_NE(error_of(R"({"$ref":"#"})").find("cannot be turned into a grammar: grammar: line"), std::string::npos)
+        << error_of(R"({"$ref":"#"})");
+}
+
 TEST(JsonSchema, ResolveGrammarPicksOne) {
     EXPECT_FALSE(resolve_grammar("root ::= \"a\"", "{}").ok());
     EXPECT_EQ(*resolve_grammar("", ""), "");
