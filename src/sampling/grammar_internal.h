@@ -135,7 +135,8 @@ private:
     StackSet* out_ = nullptr;
     std::vector<StackSet> sets_;
     std::unordered_map<std::string, int32_t> set_index_;
-    std::unordered_map<uint64_t, int32_t> transitions_;
+    std::unordered_map<uint64_t, int32_t> transitions_;  // (state, code point >= 128) -> state
+    std::vector<int32_t> ascii_next_;                    // state * 128 + code point -> state; -2 not yet known
     int32_t cur_ = -1;
     uint64_t epoch_ = 0;
     bool overflowed_ = false;

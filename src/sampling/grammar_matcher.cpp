@@ -7,7 +7,8 @@ namespace llama_crab::grammar {
 
 namespace {
 
-constexpr size_t kCompactAbove = 1u << 20;  // arena nodes before unreachable ones are dropped
+constexpr size_t kCompactAbove = 1u << 20;  // arena nodes or transitions before the tables are rebuilt
+constexpr size_t kMaxStates = 1u << 14;      // interned stack sets (x 512 bytes of ASCII transitions) likewise
 
 inline uint64_t pair_key(uint32_t pos, int32_t parent) { return (uint64_t{pos} << 32) | (uint32_t)parent; }
 
@@ -27,6 +28,7 @@ void Matcher::reset() {
     sets_.clear();
     set_index_.clear();
     transitions_.clear();
+    ascii_next_.clear();
     ++epoch_;
     partial_ = {};
     tmp_.tops.clear();
@@ -40,6 +42,7 @@ void Matcher::reset() {
     cur_ = intern_set(tmp_);
     if (cur_ < 0) {  // a grammar matching nothing still needs a state: the empty set
         sets_.push_back(StackSet{});
+        ascii_next_.assign(128, -1);  // nothing follows
         cur_ = 0;
     }
 }
@@ -50,11 +53,22 @@ int32_t Matcher::intern_set(StackSet& set) {
     std::string key(reinterpret_cast<const char*>(set.tops.data()), set.tops.size() * sizeof(int32_t));
     key += set.can_end ? '1' : '0';
     auto [it, fresh] = set_index_.try_emplace(std::move(key), (int32_t)sets_.size());
-    if (fresh) sets_.push_back(set);
+    if (fresh) {
+        sets_.push_back(set);
+        ascii_next_.resize(sets_.size() * 128, -2);
+    }
     return it->second;
 }
 
 int32_t Matcher::step(int32_t state, uint32_t cp) {
+    if (cp < 128) {
+        const size_t slot = (size_t)state * 128 + cp;
+        if (ascii_next_[slot] != -2) return ascii_next_[slot];
+        advance(sets_[(size_t)state], cp, tmp_);
+        const int32_t next = intern_set(tmp_);  // may add a state (and grow ascii_next_)
+        ascii_next_[slot] = next;
+        return next;
+    }
     const uint64_t key = (uint64_t{(uint32_t)state} << 21) | cp;
     auto it = transitions_.find(key);
     if (it != transitions_.end()) return it->second;
@@ -220,7 +234,7 @@ bool Matcher::accept(std::string_view bytes) {
     if (!run(bytes, partial, state)) return false;
     cur_ = state;
     partial_ = partial;
-    if (nodes_.size() > kCompactAbove || transitions_.size() > kCompactAbove || sets_.size() > kCompactAbove / 16) {
+    if (nodes_.size() > kCompactAbove || transitions_.size() > kCompactAbove || sets_.size() > kMaxStates) {
         compact();
     }
     return true;
@@ -245,6 +259,7 @@ void Matcher::compact() {
     sets_.clear();
     set_index_.clear();
     transitions_.clear();
+    ascii_next_.clear();
     ++epoch_;
     cur_ = intern_set(current);
 }
