@@ -142,6 +142,13 @@ void run_document(benchmark::State& state, int32_t top_k) {
 void BM_GrammarDocumentFull(benchmark::State& st) { run_document(st, 0); }
 void BM_GrammarDocumentTopK40(benchmark::State& st) { run_document(st, 40); }
 
+// Making the sampler (what every constrained request pays once): grammar compile + vocabulary tables.
+void BM_GrammarCreate(benchmark::State& state) {
+    const Setup* s = setup();
+    if (s == nullptr) return state.SkipWithError("no test data (set LLAMA_CRAB_TESTDATA_DIR)");
+    for (auto _ : state) benchmark::DoNotOptimize(GrammarSampler::create(json_grammar(), s->pieces, s->eog));
+}
+
 // Baseline: filling the candidates alone (the part of the step the grammar does not add).
 void BM_FillOnly(benchmark::State& state) {
     std::vector<float> logits(32000, 0.5f);
@@ -164,6 +171,7 @@ BENCHMARK(BM_GrammarColdTopK40_Start)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GrammarColdTopK40_InString)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GrammarDocumentFull)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GrammarDocumentTopK40)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GrammarCreate)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FillOnly)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
