@@ -99,6 +99,11 @@ struct CompletionOptions {
     std::optional<uint32_t> seed;  // overrides sampling.seed
     SamplingParams sampling;
     bool ignore_eos = false;
+    // Structured output (docs/structured-output.md): a GBNF grammar, or a JSON schema (JSON text) turned into one.
+    // At most one may be set; a bad one is an error before anything is decoded. Use json_grammar() as `grammar`
+    // for OpenAI's json_object mode.
+    std::string grammar;
+    std::string json_schema;
     // Prefix reuse: keep what the KV cache holds for the longest common prefix (always safe), and look up /
     // store the attached prefix cache (see docs/caching.md).
     bool use_cache = true;

@@ -7,6 +7,7 @@
 #include "llama_crab/chat_session.h"
 #include "llama_crab/context.h"
 #include "llama_crab/error.h"
+#include "llama_crab/grammar.h"
 #include "llama_crab/llama.h"
 #include "llama_crab/model.h"
 #include "llama_crab/sampling.h"

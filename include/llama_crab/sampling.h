@@ -199,6 +199,7 @@ public:
     const char* name() const override { return "top-k"; }
     void apply(Candidates& c) override;
     std::unique_ptr<Sampler> clone() const override;
+    int32_t k() const { return k_; }
 
 private:
     explicit TopKSampler(int32_t k) : k_(k) {}
@@ -374,6 +375,11 @@ public:
     void accept(Token token);
     void reset();
     SamplerChain clone() const;
+    // Inserts a constraint stage (a GrammarSampler) after the leading per-token stages (penalties, logit bias) and
+    // before every truncation. Masking commutes with those per-token edits, so this is the same as running the
+    // constraint first; a GrammarSampler followed by top-k or greedy is told k (1 for greedy) so it can stop
+    // checking candidates once it has found the k most likely allowed ones.
+    void add_constraint(std::unique_ptr<Sampler> constraint);
 
     size_t size() const { return samplers_.size(); }
     Sampler& at(size_t i) { return *samplers_.at(i); }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "llama/llama_impl.h"
+#include "llama_crab/grammar.h"
 #include "llama/stop_matcher.h"
 #include "vocab/unicode.h"
 
@@ -100,6 +101,15 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
         sp.seed = params.seed;
     }
     LC_ASSIGN_OR_RETURN(SamplerChain chain, SamplerChain::from_params(sp, n_vocab));
+    LC_ASSIGN_OR_RETURN(std::string gbnf, resolve_grammar(options.grammar, options.json_schema));
+    std::unique_ptr<GrammarSampler> grammar;  // built before any decode: a bad grammar fails here
+    if (!gbnf.empty()) {
+        if (pieces.size() != (size_t)n_vocab) {
+            pieces.resize((size_t)n_vocab);
+            for (Token t = 0; t < (Token)n_vocab; ++t) pieces[(size_t)t] = vocab->token_to_piece(t, false);
+        }
+        LC_ASSIGN_OR_RETURN(grammar, GrammarSampler::create(gbnf, pieces, eog_tokens));
+    }
 
     Completion out;
     out.n_prompt_tokens = (int32_t)prompt.size();
@@ -120,6 +130,7 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
     out.timings.prefill_ms = ms_since(t_prefill);
     out.timings.prefill_tok_per_s = out.timings.prefill_ms > 0 ? out.timings.n_prefill * 1000.0 / out.timings.prefill_ms : 0;
     for (Token t : prompt) chain.accept(t);  // penalties see the prompt too
+    chain.add_constraint(std::move(grammar));  // the grammar starts at the first generated token
 
     const auto t_decode = SteadyClock::now();
     StopMatcher stopper(options.stop);

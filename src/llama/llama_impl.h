@@ -17,6 +17,7 @@ struct Llama::Impl {
     std::unique_ptr<Context> ctx;
     std::shared_ptr<const Vocab> vocab;
     std::vector<Token> eog_tokens;    // every end-of-generation token (masked for min_tokens)
+    std::vector<std::string> pieces;  // every token's generated text, built on the first grammar-constrained run
     std::vector<Token> kv_tokens;     // what the KV cache holds for sequence 0, in order from position 0
     // kv_tokens[i] for i >= kv_exact_end were moved by a context shift: their KV is not what a fresh prefill of
     // kv_tokens would give, so they are never stored in the prefix cache.

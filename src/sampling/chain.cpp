@@ -1,5 +1,6 @@
 // SamplingParams validation and the SamplerChain.
 #include "llama_crab/sampling.h"
+#include "llama_crab/grammar.h"
 
 #include <fmt/format.h>
 
@@ -153,6 +154,20 @@ Result<SamplerChain> SamplerChain::from_params(const SamplingParams& p, int64_t 
         }
     }
     return from_params(p);
+}
+
+void SamplerChain::add_constraint(std::unique_ptr<Sampler> constraint) {
+    if (!constraint) return;
+    size_t at = 0;
+    while (at < samplers_.size() && (dynamic_cast<PenaltySampler*>(samplers_[at].get()) != nullptr ||
+                                     dynamic_cast<LogitBiasSampler*>(samplers_[at].get()) != nullptr)) {
+        ++at;
+    }
+    if (auto* g = dynamic_cast<GrammarSampler*>(constraint.get()); g != nullptr && at < samplers_.size()) {
+        if (const auto* top_k = dynamic_cast<const TopKSampler*>(samplers_[at].get())) g->set_top_k(top_k->k());
+        if (dynamic_cast<const GreedySampler*>(samplers_[at].get()) != nullptr) g->set_top_k(1);
+    }
+    samplers_.insert(samplers_.begin() + (ptrdiff_t)at, std::move(constraint));
 }
 
 Token SamplerChain::sample(const float* logits, int64_t n_vocab) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli_common.h"
+#include "llama_crab/grammar.h"
 #include "cli_generation.h"
 #include "commands.h"
 
@@ -23,6 +24,8 @@ struct CompleteFlags {
     bool json_out = false;
     bool echo = false;
     int logprobs = 0;
+    std::string grammar_file;
+    std::string json_schema;  // a file, or the schema itself when it starts with '{'
 };
 
 json timings_json(const Timings& t) {
@@ -51,15 +54,38 @@ json completion_json(const Completion& c) {
     return j;
 }
 
+Result<std::string> read_text_file(const std::string& path, const char* flag) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return make_error(ErrorCode::kIo, fmt::format("{}: cannot open '{}'", flag, path));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
 Result<std::string> read_prompt(const CompleteFlags& f) {
-    if (!f.file.empty()) {
-        std::ifstream in(f.file, std::ios::binary);
-        if (!in) return make_error(ErrorCode::kIo, fmt::format("--file: cannot open '{}'", f.file));
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
+    if (!f.file.empty()) return read_text_file(f.file, "--file");
     return f.prompt;
+}
+
+// --grammar FILE and --json-schema FILE|JSON into the options, checked before the model is loaded.
+Status add_structured_output(const CompleteFlags& f, CompletionOptions& o) {
+    if (!f.grammar_file.empty()) {
+        LC_ASSIGN_OR_RETURN(o.grammar, read_text_file(f.grammar_file, "--grammar"));
+    }
+    if (!f.json_schema.empty()) {
+        const size_t start = f.json_schema.find_first_not_of(" \t\r\n");
+        if (start != std::string::npos && f.json_schema[start] == '{') {
+            o.json_schema = f.json_schema;
+        } else {
+            LC_ASSIGN_OR_RETURN(o.json_schema, read_text_file(f.json_schema, "--json-schema"));
+        }
+    }
+    auto g = resolve_grammar(o.grammar, o.json_schema);
+    if (!g.ok()) {
+        const char* flag = o.grammar.empty() ? "--json-schema" : "--grammar";
+        return make_error(g.error().code, fmt::format("{}: {}", flag, g.error().message));
+    }
+    return {};
 }
 
 void run_complete(const CompleteFlags& f) {
@@ -70,6 +96,7 @@ void run_complete(const CompleteFlags& f) {
     if (!options.ok()) return fail(options.error());
     options->echo = f.echo;
     options->logprobs = f.logprobs;
+    if (auto st = add_structured_output(f, *options); !st.ok()) return fail(st.error());
     auto llama = open_llama(f.gen);
     if (!llama.ok()) return fail(llama.error());
 
@@ -119,6 +146,10 @@ void register_complete_command(CLI::App& app) {
     cmd->add_flag("--echo", f->echo, "print the prompt before the generated text");
     cmd->add_option("--logprobs", f->logprobs, "with --json: the top-N log-probabilities of each generated token")
         ->check(CLI::Range(0, 100));
+    auto* grammar = cmd->add_option("--grammar", f->grammar_file, "constrain the text to a GBNF grammar (llama.cpp syntax) read from FILE");
+    cmd->add_option("--json-schema", f->json_schema,
+                    "constrain the text to JSON valid under a JSON schema: a FILE, or the schema itself ('{...}')")
+        ->excludes(grammar);
     cmd->callback([f] { run_complete(*f); });
 }
 
