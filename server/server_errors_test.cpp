@@ -1,10 +1,17 @@
 // Bad requests against a real server with --api-key: each gets the right 4xx in OpenAI's error shape, naming
 // the field, and the server stays up and keeps answering.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <fstream>
 
+#include "llama_crab/cache.h"
 #include "server_harness.h"
 #include "support/testdata.h"
 
@@ -151,13 +158,17 @@ TEST_F(ServerErrorsTest, WrongMethodAndUnknownPath) {
 namespace llama_crab::testing {
 namespace {
 
-TEST(ServerLoadingTest, HealthIs503WhileLoadingThenTheProcessFailsOnABadModel) {
-    // A FIFO as the model file: loading blocks in open() until the test writes to it, which holds the server in
-    // its loading state for as long as the test needs.
+TEST(ServerLoadingTest, HealthIs503WhileLoading) {
+    // The server opens its --cache-dir while loading, and the open waits for the folder's blocks lock. Holding
+    // that lock here keeps the server in its loading state for as long as the test needs. (A FIFO as the model
+    // file used to do this; FIFOs are now refused at once, see ModelFifoIsRefusedAtOnce.)
     TempDir dir;
-    const auto fifo = dir / "model.gguf";
-    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-    auto server = ServerProcess::launch(fifo.string(), {"--slots", "1"});
+    const auto cache = dir / "cache";
+    ASSERT_TRUE(DiskCache::open(cache.string(), 1 << 20).ok());
+    const int lock_fd = ::open((cache / "blocks").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(lock_fd, 0);
+    ASSERT_EQ(::flock(lock_fd, LOCK_EX), 0);
+    auto server = ServerProcess::launch(stories_model(), {"--slots", "1", "--cache-dir", cache.string()});
     ASSERT_TRUE(server);
     auto health = http_get(server->port(), "/health");
     EXPECT_EQ(health.status, 503);
@@ -166,14 +177,42 @@ TEST(ServerLoadingTest, HealthIs503WhileLoadingThenTheProcessFailsOnABadModel) {
     EXPECT_EQ(completion.status, 503);
     EXPECT_EQ(completion.body["error"]["code"], "model_loading");
     EXPECT_EQ(http_get(server->port(), "/v1/models").status, 503);
+    ::close(lock_fd);  // releases the lock: loading finishes
+    int status = 0;
+    for (int i = 0; i < 600 && (status = http_get(server->port(), "/health").status) != 200; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(status, 200) << server->log();
+}
+
+TEST(ServerLoadingTest, TheProcessFailsOnABadModel) {
+    TempDir dir;
+    const auto bad = dir / "model.gguf";
     {
-        std::ofstream out(fifo, std::ios::binary);
+        std::ofstream out(bad, std::ios::binary);
         out << "this is not a GGUF file";
     }
-    const int status = server->wait_exit(std::chrono::seconds(30));
-    EXPECT_NE(status, 0);
-    EXPECT_NE(status, -2) << "the server should exit when the model cannot be loaded";
-    EXPECT_NE(server->log().find("cannot load the model"), std::string::npos) << server->log();
+    auto server = ServerProcess::launch(bad.string(), {"--slots", "1"});
+    if (server) {
+        const int status = server->wait_exit(std::chrono::seconds(30));
+        EXPECT_NE(status, 0);
+        EXPECT_NE(status, -2) << "the server should exit when the model cannot be loaded";
+        EXPECT_NE(server->log().find("cannot load the model"), std::string::npos) << server->log();
+    }
+}
+
+TEST(ServerLoadingTest, ModelFifoIsRefusedAtOnce) {
+    // A FIFO in place of the model must not hold the server (issue 9, item 5): it exits with an error naming it.
+    TempDir dir;
+    const auto fifo = dir / "model.gguf";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    auto server = ServerProcess::launch(fifo.string(), {"--slots", "1"});
+    if (server) {
+        const int status = server->wait_exit(std::chrono::seconds(30));
+        EXPECT_NE(status, 0);
+        EXPECT_NE(status, -2) << "a FIFO as the model must not block the server";
+        EXPECT_NE(server->log().find("model.gguf"), std::string::npos) << server->log();
+    }
 }
 
 }  // namespace
