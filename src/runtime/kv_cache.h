@@ -14,6 +14,7 @@ struct KvCell {
     Pos pos = -1;        // -1: free
     Token token = -1;    // the token whose K and V the cell holds (saved with states)
     uint64_t seqs = 0;   // bit s set when sequence s uses the cell
+    bool shifted = false;  // moved by seq_shift: its KV is not what a fresh prefill at its position would give
 
     bool free() const { return seqs == 0; }
     bool has(SeqId s) const { return (seqs >> s) & 1u; }
@@ -56,6 +57,9 @@ public:
     void seq_shift(SeqId seq, Pos p0, Pos p1, Pos delta, std::vector<int32_t>& moved);
     Pos seq_pos_min(SeqId seq) const;
     Pos seq_pos_max(SeqId seq) const;
+    // The tokens of the sequence's cells at positions 0, 1, ... in order, up to the first missing or doubled
+    // position (empty when it has no cell at 0). Returns how many of them come before the first shifted cell.
+    int32_t seq_prefix(SeqId seq, std::vector<Token>& tokens) const;
     void clear();
 
 private:
