@@ -64,8 +64,9 @@ public:
     // first missing (or doubled) position; empty when it has no cell at position 0.
     struct SeqTokens {
         std::vector<Token> tokens;
-        // tokens[0, n_exact) have the KV a fresh prefill of them gives; from the first cell moved by seq_add on,
-        // the KV was computed in another context (a context shift): reusable, but not worth storing as exact.
+        // tokens[0, n_exact) have the KV a fresh prefill of them gives. From the first cell moved by seq_add (a
+        // context shift), or decoded before a lower position was replaced, on, the KV was computed over other
+        // tokens: reusable as an approximation, never to be stored as exact.
         int32_t n_exact = 0;
     };
     SeqTokens seq_tokens(SeqId seq_id) const;

@@ -32,6 +32,7 @@ void KvCache::occupy(int32_t cell, Token token, Pos pos, uint64_t seq_mask) {
     c.pos = pos;
     c.seqs = seq_mask;
     c.shifted = false;
+    c.stamp = next_stamp_++;
     used_end_ = std::max(used_end_, cell + 1);
 }
 
@@ -135,11 +136,14 @@ int32_t KvCache::seq_prefix(SeqId seq, std::vector<Token>& tokens) const {
     }
     std::sort(by_pos.begin(), by_pos.end());
     int32_t n_exact = -1;
+    uint64_t last_stamp = 0;
     for (size_t k = 0; k < by_pos.size(); ++k) {
         const KvCell& c = cells_[(size_t)by_pos[k].second];
         const bool doubled = k + 1 < by_pos.size() && by_pos[k + 1].first == c.pos;
         if (c.pos != (Pos)k || doubled || c.token < 0) break;
-        if (c.shifted && n_exact < 0) n_exact = (int32_t)k;
+        // Positions are decoded in increasing order: a cell older than one before it was computed without it.
+        if ((c.shifted || c.stamp <= last_stamp) && n_exact < 0) n_exact = (int32_t)k;
+        last_stamp = std::max(last_stamp, c.stamp);
         tokens.push_back(c.token);
     }
     return n_exact < 0 ? (int32_t)tokens.size() : n_exact;

@@ -121,6 +121,28 @@ TEST_F(KvPrefix, ShiftedCellsAreNotExactUntilRemoved) {
     EXPECT_EQ(c->seq_tokens(1).n_exact, 2);
 }
 
+TEST_F(KvPrefix, CellsOlderThanALowerPositionAreNotExact) {
+    auto c = make();
+    decode(*c, {1, 5, 6, 7, 8}, 0);
+    // Replace position 2 by a cell of another sequence (decode refuses a position below the sequence's last):
+    // positions 3 and 4 were computed over the old token there.
+    ASSERT_TRUE(c->seq_rm(0, 2, 3));
+    decode(*c, {1, 5, 9}, 1);
+    c->seq_cp(1, 0, 2, 3);
+    auto s = c->seq_tokens(0);
+    EXPECT_EQ(s.tokens, (V{1, 5, 9, 7, 8}));
+    EXPECT_EQ(s.n_exact, 3);
+    // Decoding them again (after the new token) makes them exact.
+    ASSERT_TRUE(c->seq_rm(0, 3, -1));
+    decode(*c, {7, 8}, 0, 3);
+    EXPECT_EQ(c->seq_tokens(0).n_exact, 5);
+    // A whole-context state keeps the order the cells were computed in.
+    const auto bytes = c->state_get();
+    auto d = make();
+    ASSERT_TRUE(d->state_set(bytes.data(), bytes.size()).ok());
+    EXPECT_EQ(d->seq_tokens(0).n_exact, 5);
+}
+
 TEST_F(KvPrefix, StatesCarryTheTokens) {
     auto a = make();
     decode(*a, {1, 5, 6, 7}, 0);
