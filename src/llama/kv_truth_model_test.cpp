@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "llama_crab/cache.h"
+#include "llama_crab/chat_session.h"
 #include "llama_crab/llama.h"
 #include "support/testdata.h"
 
@@ -151,6 +152,28 @@ TEST_F(KvTruth, ShiftThroughTheContextIsNeverStoredInTheCache) {
     if (hit) {
         EXPECT_LE(hit->n_past, 2);
     }
+}
+
+TEST_F(KvTruth, ChatTurnAfterKvClearIsAFreshTurn) {
+    ChatOptions o;
+    o.max_tokens = 16;
+    o.sampling.temperature = 0.0f;
+    auto fresh_llama = load_stories();
+    ASSERT_TRUE(fresh_llama);
+    ChatSession fresh(*fresh_llama);
+    ChatSession chat(*llama_);
+    for (ChatSession* s : {&fresh, &chat}) {
+        auto t = s->send("Tell me about a cat.", o);
+        ASSERT_TRUE(t.ok()) << t.error().to_string();
+    }
+    llama_->context().kv_clear();
+    auto want = fresh.send("And a dog?", o);
+    auto got = chat.send("And a dog?", o);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_GT(want->completion.n_cached_prompt_tokens, 0);
+    EXPECT_EQ(got->completion.n_cached_prompt_tokens, 0);
+    EXPECT_EQ(got->completion.tokens, want->completion.tokens);
+    EXPECT_EQ(got->completion.text, want->completion.text);
 }
 
 }  // namespace
