@@ -52,7 +52,7 @@ int resume(const std::string& model, const std::string& file) {
     auto n = llama->load_session(file);
     if (!n.ok()) return fail(n.error());
     std::printf("restored %d tokens from %s\n", *n, file.c_str());
-    // Continue from what the session holds: a copy, since the completion appends to kv_tokens() as it runs.
+    // Continue from what the session holds (kv_tokens() reads it from the context's KV cells).
     const std::vector<Token> so_far = llama->kv_tokens();
     auto c = llama->create_completion_tokens(so_far, CompletionOptions::greedy(kPart));
     if (!c.ok()) return fail(c.error());

@@ -60,6 +60,16 @@ public:
     void seq_add(SeqId seq_id, Pos p0, Pos p1, Pos delta);
     Pos seq_pos_min(SeqId seq_id) const;  // -1 when the sequence is empty
     Pos seq_pos_max(SeqId seq_id) const;  // -1 when the sequence is empty
+    // What a sequence holds from the start: the tokens of its cells at positions 0, 1, ..., n-1 in order, up to the
+    // first missing (or doubled) position; empty when it has no cell at position 0.
+    struct SeqTokens {
+        std::vector<Token> tokens;
+        // tokens[0, n_exact) have the KV a fresh prefill of them gives. From the first cell moved by seq_add (a
+        // context shift), or decoded before a lower position was replaced, on, the KV was computed over other
+        // tokens: reusable as an approximation, never to be stored as exact.
+        int32_t n_exact = 0;
+    };
+    SeqTokens seq_tokens(SeqId seq_id) const;
     void kv_clear();
     int32_t kv_used_cells() const;
 

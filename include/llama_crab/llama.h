@@ -175,8 +175,9 @@ public:
     // Prefix cache used by completions (nullptr detaches).
     void set_cache(std::shared_ptr<Cache> cache);
     std::shared_ptr<Cache> cache() const;
-    // The tokens the KV cache holds for the completion sequence.
-    const std::vector<Token>& kv_tokens() const;
+    // The tokens the KV cache holds for the completion sequence (0), read from the context's KV cells: those at
+    // positions 0, 1, ... up to the first gap. Work done through context() shows here.
+    std::vector<Token> kv_tokens() const;
     // Context shift: drops the KV of kv_tokens()[begin, end) and moves the later tokens back by end - begin
     // positions (K is re-rotated). The moved tokens keep attention state computed with the dropped ones, so they
     // approximate a recomputation; such tokens are never stored in the prefix cache.

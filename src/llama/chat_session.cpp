@@ -193,7 +193,7 @@ Result<int32_t> ChatSession::shift_to_fit(std::vector<Token>& tokens, int32_t re
 
     // Where the dropped turns sit in the KV cache: after the common prefix with the new prompt (the system part),
     // up to the end of the old history's rendering of those turns.
-    const std::vector<Token>& kv = llama_->kv_tokens();
+    const std::vector<Token> kv = llama_->kv_tokens();
     const size_t begin = common_prefix(kv, tokens);
     std::vector<ChatMessage> through_dropped(history.begin(), history.begin() + (ptrdiff_t)(first_turn + dropped));
     size_t end = begin;

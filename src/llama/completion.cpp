@@ -23,7 +23,9 @@ TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t n_top
 int32_t Llama::Impl::reuse_prefix(const std::vector<Token>& prompt, bool use_cache) {
     // At least the last prompt token is decoded again: its logits start the generation.
     const size_t limit = prompt.size() - 1;
-    size_t keep = std::min(common_prefix(kv_tokens, prompt), limit);
+    // What sequence 0 holds, read from the KV cells: anything done through context() is seen.
+    const Context::SeqTokens held = ctx->seq_tokens(kSeq);
+    const size_t keep = std::min(common_prefix(held.tokens, prompt), limit);
     if (use_cache && cache && keep < limit) {
         auto hit = cache->lookup(prompt, model->fingerprint(), ctx->kv_layout());
         if (hit && (size_t)hit->n_past > keep) {
@@ -31,14 +33,11 @@ int32_t Llama::Impl::reuse_prefix(const std::vector<Token>& prompt, bool use_cac
             SequenceState st = n < hit->state.n_tokens() ? hit->state.prefix(n) : std::move(hit->state);
             bool contiguous = st.tokens.size() == n;
             for (size_t i = 0; contiguous && i < n; ++i) contiguous = st.positions[i] == (Pos)i && st.tokens[i] == prompt[i];
-            if (contiguous && ctx->state_seq_import(kSeq, st).ok()) {
-                kv_tokens.assign(prompt.begin(), prompt.begin() + (ptrdiff_t)n);
-                kv_exact_end = SIZE_MAX;
-                return (int32_t)n;
-            }
+            if (contiguous && ctx->state_seq_import(kSeq, st).ok()) return (int32_t)n;  // replaces the sequence
         }
     }
-    truncate_kv(keep);
+    // Every other cell goes, also those after a gap in the positions or not starting at 0.
+    ctx->seq_rm(kSeq, (Pos)keep, -1);
     return (int32_t)keep;
 }
 
@@ -49,19 +48,20 @@ Status Llama::Impl::prefill(const std::vector<Token>& tokens, size_t from, const
         if (cancel.load()) return make_error(ErrorCode::kCancelled, "cancelled during prompt processing");
         const size_t end = std::min(tokens.size(), i + chunk);
         b.clear();
-        for (size_t j = i; j < end; ++j) b.add(tokens[j], (Pos)kv_tokens.size() + (Pos)(j - i), {kSeq}, j + 1 == tokens.size());
+        for (size_t j = i; j < end; ++j) b.add(tokens[j], (Pos)j, {kSeq}, j + 1 == tokens.size());
         LC_TRY(ctx->decode(b));
-        kv_tokens.insert(kv_tokens.end(), tokens.begin() + (ptrdiff_t)i, tokens.begin() + (ptrdiff_t)end);
         if (options.prefill_progress) options.prefill_progress((int32_t)end, (int32_t)tokens.size());
     }
     return {};
 }
 
 Status Llama::Impl::store_in_cache(const std::vector<Token>& tokens) {
+    if (!cache) return {};
     // Only the exactly computed part of the KV may be stored: a shifted state under these tokens would be a
     // wrong answer for everyone who looks them up.
-    const size_t n = std::min(tokens.size(), kv_exact_end);
-    if (!cache || n == 0) return {};
+    const Context::SeqTokens held = ctx->seq_tokens(kSeq);
+    const size_t n = std::min(common_prefix(tokens, held.tokens), (size_t)held.n_exact);
+    if (n == 0) return {};
     auto st = ctx->state_seq_export(kSeq);
     if (!st.ok()) return st.error();
     if (st->n_tokens() < n) return {};
@@ -131,6 +131,7 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
     out.timings.prefill_tok_per_s = out.timings.prefill_ms > 0 ? out.timings.n_prefill * 1000.0 / out.timings.prefill_ms : 0;
     for (Token t : prompt) chain.accept(t);  // penalties see the prompt too
     chain.add_constraint(std::move(grammar));  // the grammar starts at the first generated token
+    size_t n_past = prompt.size();  // sequence 0 now holds exactly the prompt, at positions 0..n_past-1
 
     const auto t_decode = SteadyClock::now();
     StopMatcher stopper(options.stop);
@@ -189,12 +190,12 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
             out.stop_reason = StopReason::Cancelled;
             break;
         }
-        if ((int32_t)kv_tokens.size() >= n_ctx) {
+        if ((int64_t)n_past >= n_ctx) {
             out.stop_reason = StopReason::ContextFull;
             break;
         }
         Batch b;
-        b.add(tok, (Pos)kv_tokens.size(), {kSeq}, true);
+        b.add(tok, (Pos)n_past, {kSeq}, true);
         auto d = ctx->decode(b);
         if (!d.ok()) {
             if (d.error().code == ErrorCode::kNoKvSpace) {
@@ -204,7 +205,7 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
             reset_after_error();
             return d.error();
         }
-        kv_tokens.push_back(tok);
+        ++n_past;
     }
     if (!stopped_by_string) {
         // Release what was held back: an unfinished character and a possible stop-string start.
@@ -224,7 +225,7 @@ Result<Completion> Llama::Impl::run(const std::vector<Token>& prompt, const Comp
     out.timings.decode_tok_per_s = out.timings.decode_ms > 0 ? out.timings.n_decode * 1000.0 / out.timings.decode_ms : 0;
 
     if (options.use_cache && cache) {
-        out.cache_store = store_in_cache(options.cache_generated ? kv_tokens : prompt);
+        out.cache_store = store_in_cache(options.cache_generated ? ctx->seq_tokens(kSeq).tokens : prompt);
     }
     return out;
 }

@@ -80,13 +80,13 @@ bool Llama::is_eog(Token token) const { return impl_->vocab && impl_->vocab->is_
 
 void Llama::set_cache(std::shared_ptr<Cache> cache) { impl_->cache = std::move(cache); }
 std::shared_ptr<Cache> Llama::cache() const { return impl_->cache; }
-const std::vector<Token>& Llama::kv_tokens() const { return impl_->kv_tokens; }
+std::vector<Token> Llama::kv_tokens() const { return impl_->ctx->seq_tokens(Impl::kSeq).tokens; }
 
 void Llama::reset() { impl_->reset_after_error(); }
 
 Status Llama::kv_shift(int32_t begin, int32_t end) {
     std::lock_guard<std::mutex> lock(impl_->run_mutex);
-    auto& kv = impl_->kv_tokens;
+    const std::vector<Token> kv = kv_tokens();
     if (begin < 0 || end < begin || (size_t)end > kv.size()) {
         return make_error(ErrorCode::kInvalidArgument,
                           fmt::format("kv_shift: range [{}, {}) is not inside the {} tokens the KV cache holds", begin, end, kv.size()));
@@ -95,9 +95,8 @@ Status Llama::kv_shift(int32_t begin, int32_t end) {
     Context& ctx = *impl_->ctx;
     ctx.seq_rm(Impl::kSeq, begin, end);
     if ((size_t)end < kv.size()) ctx.seq_add(Impl::kSeq, end, -1, begin - end);
-    kv.erase(kv.begin() + begin, kv.begin() + end);
-    // Tokens after the cut now sit at new positions with attention state from the old context.
-    if ((size_t)begin < kv.size()) impl_->kv_exact_end = std::min(impl_->kv_exact_end, (size_t)begin);
+    // Tokens after the cut now sit at new positions with attention state from the old context: the KV cache marks
+    // them shifted, so they are never stored in the prefix cache.
     return {};
 }
 
@@ -115,10 +114,7 @@ Result<int32_t> Llama::Impl::import_state(const SequenceState& st) {
                               "state: positions are not 0..n-1 (saved from a non-contiguous sequence?); load it with Context::load_session");
         }
     }
-    LC_ASSIGN_OR_RETURN(int32_t n, ctx->state_seq_import(kSeq, st));
-    kv_tokens = st.tokens;
-    kv_exact_end = SIZE_MAX;
-    return n;
+    return ctx->state_seq_import(kSeq, st);
 }
 
 std::vector<uint8_t> Llama::state_get() const { return impl_->ctx->state_seq_get(Impl::kSeq); }

@@ -153,6 +153,11 @@ void Context::seq_add(SeqId seq_id, Pos p0, Pos p1, Pos delta) {
 }
 Pos Context::seq_pos_min(SeqId seq_id) const { return kv_->seq_pos_min(seq_id); }
 Pos Context::seq_pos_max(SeqId seq_id) const { return kv_->seq_pos_max(seq_id); }
+Context::SeqTokens Context::seq_tokens(SeqId seq_id) const {
+    SeqTokens out;
+    out.n_exact = kv_->seq_prefix(seq_id, out.tokens);
+    return out;
+}
 void Context::kv_clear() { kv_->clear(); }
 int32_t Context::kv_used_cells() const { return kv_->n_used(); }
 

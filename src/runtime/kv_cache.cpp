@@ -31,6 +31,8 @@ void KvCache::occupy(int32_t cell, Token token, Pos pos, uint64_t seq_mask) {
     c.token = token;
     c.pos = pos;
     c.seqs = seq_mask;
+    c.shifted = false;
+    c.stamp = next_stamp_++;
     used_end_ = std::max(used_end_, cell + 1);
 }
 
@@ -39,6 +41,7 @@ void KvCache::release(int32_t cell) {
     c.pos = -1;
     c.token = -1;
     c.seqs = 0;
+    c.shifted = false;
     --n_used_;
 }
 
@@ -97,6 +100,7 @@ void KvCache::seq_shift(SeqId seq, Pos p0, Pos p1, Pos delta, std::vector<int32_
             release(i);
         } else {
             c.pos = (Pos)std::min<int64_t>(np, std::numeric_limits<Pos>::max());
+            c.shifted = true;
             moved.push_back(i);
         }
     }
@@ -121,6 +125,28 @@ Pos KvCache::seq_pos_max(SeqId seq) const {
         if (c.has(seq) && c.pos > best) best = c.pos;
     }
     return best;
+}
+
+int32_t KvCache::seq_prefix(SeqId seq, std::vector<Token>& tokens) const {
+    tokens.clear();
+    if (seq < 0 || seq >= n_seq_max_) return 0;
+    std::vector<std::pair<Pos, int32_t>> by_pos;  // (position, cell) of the sequence's cells
+    for (int32_t i = 0; i < used_end_; ++i) {
+        if (cells_[(size_t)i].has(seq)) by_pos.emplace_back(cells_[(size_t)i].pos, i);
+    }
+    std::sort(by_pos.begin(), by_pos.end());
+    int32_t n_exact = -1;
+    uint64_t last_stamp = 0;
+    for (size_t k = 0; k < by_pos.size(); ++k) {
+        const KvCell& c = cells_[(size_t)by_pos[k].second];
+        const bool doubled = k + 1 < by_pos.size() && by_pos[k + 1].first == c.pos;
+        if (c.pos != (Pos)k || doubled || c.token < 0) break;
+        // Positions are decoded in increasing order: a cell older than one before it was computed without it.
+        if ((c.shifted || c.stamp <= last_stamp) && n_exact < 0) n_exact = (int32_t)k;
+        last_stamp = std::max(last_stamp, c.stamp);
+        tokens.push_back(c.token);
+    }
+    return n_exact < 0 ? (int32_t)tokens.size() : n_exact;
 }
 
 void KvCache::clear() {

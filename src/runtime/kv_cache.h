@@ -14,6 +14,8 @@ struct KvCell {
     Pos pos = -1;        // -1: free
     Token token = -1;    // the token whose K and V the cell holds (saved with states)
     uint64_t seqs = 0;   // bit s set when sequence s uses the cell
+    bool shifted = false;  // moved by seq_shift: its KV is not what a fresh prefill at its position would give
+    uint64_t stamp = 0;    // occupation order: a cell occupied before a lower position of its sequence never saw it
 
     bool free() const { return seqs == 0; }
     bool has(SeqId s) const { return (seqs >> s) & 1u; }
@@ -56,6 +58,10 @@ public:
     void seq_shift(SeqId seq, Pos p0, Pos p1, Pos delta, std::vector<int32_t>& moved);
     Pos seq_pos_min(SeqId seq) const;
     Pos seq_pos_max(SeqId seq) const;
+    // The tokens of the sequence's cells at positions 0, 1, ... in order, up to the first missing or doubled
+    // position (empty when it has no cell at 0). Returns how many of them are exact: before the first cell that was
+    // shifted or was occupied before a lower position of the prefix (its KV attended to other tokens).
+    int32_t seq_prefix(SeqId seq, std::vector<Token>& tokens) const;
     void clear();
 
 private:
@@ -70,6 +76,7 @@ private:
     std::vector<std::vector<uint8_t>> k_, v_;
     int32_t n_used_ = 0;
     int32_t used_end_ = 0;
+    uint64_t next_stamp_ = 1;
 };
 
 }  // namespace llama_crab
