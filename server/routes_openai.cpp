@@ -82,6 +82,11 @@ std::optional<ApiError> make_settings(RouteContext& rc, const GenerationRequest&
     // Completions default to 16 tokens as in OpenAI's API; chat runs until the end of the turn or of the context.
     s.max_tokens = gr.max_tokens > 0 ? gr.max_tokens : (gr.kind == ApiKind::kCompletion ? 16 : rc.worker.n_ctx_slot());
     if (auto st = validate_sampling_params(s.sampling); !st.ok()) return bad_field("sampling", st.error().message);
+    if (!gr.grammar.empty()) {
+        auto g = rc.worker.make_grammar(gr.grammar);
+        if (!g.ok()) return bad_field("grammar", g.error().message);
+        s.grammar = std::move(g).value();
+    }
     return std::nullopt;
 }
 
