@@ -345,8 +345,10 @@ MaybeError parse_structured_output(const Fields& f, std::string& gbnf) {
         std::string type;
         LC_CHECK(rff.string("type", type));
         if (type == "json_object") {
+            // OpenAI's json_object mode promises an object. The schema converter's grammar also keeps whitespace to one
+            // optional space, where json_grammar() lets a weak model emit whitespace until max_tokens.
             LC_CHECK(claim("response_format"));
-            grammar = json_grammar();
+            schema = R"({"type": "object"})";
         } else if (type == "json_schema") {
             LC_CHECK(claim("response_format"));
             const json* js = rff.get("json_schema");
