@@ -82,6 +82,34 @@ let streamedText = "";
 for await (const chunk of completionStream) for (const c of chunk.choices) streamedText += c.text;
 check(streamedText === first.choices[0].text, "streamed completion equals the non-streamed one", { streamedText, whole: first.choices[0].text });
 
+const structured = await client.chat.completions.create({
+  model,
+  messages,
+  max_tokens: 200,
+  seed: 7,
+  response_format: {
+    type: "json_schema",
+    json_schema: {
+      name: "person",
+      strict: true,
+      schema: {
+        type: "object",
+        properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer" } },
+        required: ["name", "age"],
+        additionalProperties: false,
+      },
+    },
+  },
+});
+let doc = null;
+try {
+  doc = JSON.parse(structured.choices[0].message.content);
+} catch (e) {
+  doc = null;
+}
+check(doc !== null && typeof doc.name === "string" && Number.isInteger(doc.age) && Object.keys(doc).length === 2,
+  "response_format json_schema (strict) gives a document of the schema", structured.choices[0]);
+
 try {
   await client.completions.create({ model, prompt, max_tokens: 12, temperature: 9 });
   check(false, "a bad request throws", "no error");
