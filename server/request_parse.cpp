@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "llama_crab/grammar.h"
+#include "tool_calls.h"
 
 namespace llama_crab::server {
 namespace {
@@ -300,10 +301,6 @@ MaybeError parse_sampling(const Fields& f, GenerationRequest& r) {
 
 // Fields we do not implement are refused rather than silently ignored when they would change the answer.
 MaybeError refuse_unsupported(const Fields& f, ApiKind kind) {
-    for (const char* key : {"tools", "functions"}) {
-        const json* v = f.get(key);
-        if (v && !(v->is_array() && v->empty())) return bad_field(key, "tool and function calling are not supported");
-    }
     if (kind == ApiKind::kCompletion) {
         if (const json* sfx = f.get("suffix")) {
             if (!sfx->is_string()) return wrong_type("suffix", "a string", *sfx);
@@ -427,6 +424,7 @@ std::optional<ApiError> parse_generation_request(std::string_view body, ApiKind 
     }
     LC_CHECK(f.boolean("ignore_eos", r.ignore_eos));
     LC_CHECK(parse_structured_output(f, r.grammar));
+    LC_CHECK(parse_tool_request(j, r));
     std::string user;
     LC_CHECK(f.string("user", user));
     return std::nullopt;

@@ -10,7 +10,8 @@ namespace {
 
 class ServerStructuredTest : public ::testing::Test {
 protected:
-    static void SetUpTestSuite() { server_ = ServerProcess::start(stories_model(), {"--slots", "4", "--ctx-size", "512"}).release(); }
+    // 1024 tokens of context (beyond stories260K's trained 512, which the server allows) leave room for tool prompts.
+    static void SetUpTestSuite() { server_ = ServerProcess::start(stories_model(), {"--slots", "4", "--ctx-size", "1024"}).release(); }
     static void TearDownTestSuite() {
         delete server_;
         server_ = nullptr;
@@ -170,6 +171,117 @@ TEST_F(ServerStructuredTest, BadConstraintsAre400sNamingTheField) {
     r = http_post(port(), "/v1/chat/completions", req);
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(r.body["error"]["param"], "grammar") << r.raw;
+}
+
+json weather_tools() {
+    return json::parse(R"([
+        {"type": "function", "function": {"name": "get_weather", "description": "The weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 16},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7}}, "required": ["city", "days"], "additionalProperties": false}}},
+        {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object",
+            "properties": {"zone": {"enum": ["utc", "local"]}}, "required": ["zone"], "additionalProperties": false}}},
+        {"type": "function", "function": {"name": "ping"}}
+    ])");
+}
+
+// Checks one call against weather_tools(); returns its name.
+std::string check_call(const json& message) {
+    EXPECT_TRUE(message["content"].is_null()) << message;
+    const json& calls = message["tool_calls"];
+    EXPECT_TRUE(calls.is_array() && calls.size() == 1) << message;
+    if (!calls.is_array() || calls.empty()) return "";
+    const json& call = calls[0];
+    EXPECT_TRUE(call["id"].is_string() && !call["id"].get<std::string>().empty()) << call;
+    EXPECT_EQ(call["type"], "function");
+    const std::string name = call["function"]["name"];
+    const json args = json::parse(call["function"]["arguments"].get<std::string>(), nullptr, false);
+    EXPECT_TRUE(args.is_object()) << call;
+    if (name == "get_weather") {
+        EXPECT_EQ(args.size(), 2u) << args;
+        EXPECT_TRUE(args["city"].is_string()) << args;
+        EXPECT_TRUE(args["days"].is_number_integer() && args["days"] >= 1 && args["days"] <= 7) << args;
+    } else if (name == "get_time") {
+        EXPECT_TRUE(args["zone"] == "utc" || args["zone"] == "local") << args;
+    } else {
+        EXPECT_EQ(name, "ping");
+        EXPECT_EQ(args, json::object());
+    }
+    return name;
+}
+
+json tool_request(int seed, const json& tool_choice) {
+    json req = chat_request(seed);
+    req["messages"][0]["content"] = "What is the weather in Paris?";
+    req["tools"] = weather_tools();
+    req["tool_choice"] = tool_choice;
+    req["max_tokens"] = 300;
+    return req;
+}
+
+TEST_F(ServerStructuredTest, ToolChoiceRequiredGivesAValidCall) {
+    for (int seed = 1; seed <= 8; ++seed) {
+        auto r = http_post(port(), "/v1/chat/completions", tool_request(seed, "required"));
+        ASSERT_EQ(r.status, 200) << r.raw;
+        EXPECT_EQ(r.body["choices"][0]["finish_reason"], "tool_calls") << r.raw;
+        check_call(r.body["choices"][0]["message"]);
+    }
+}
+
+TEST_F(ServerStructuredTest, NamedToolChoiceCallsThatFunction) {
+    const json choice = json{{"type", "function"}, {"function", json{{"name", "get_weather"}}}};
+    for (int seed = 1; seed <= 4; ++seed) {
+        auto r = http_post(port(), "/v1/chat/completions", tool_request(seed, choice));
+        ASSERT_EQ(r.status, 200) << r.raw;
+        EXPECT_EQ(r.body["choices"][0]["finish_reason"], "tool_calls") << r.raw;
+        EXPECT_EQ(check_call(r.body["choices"][0]["message"]), "get_weather");
+    }
+    json req = tool_request(1, json{{"type", "function"}, {"function", json{{"name", "fly"}}}});
+    auto bad = http_post(port(), "/v1/chat/completions", req);
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(bad.body["error"]["param"], "tool_choice.function.name") << bad.raw;
+}
+
+TEST_F(ServerStructuredTest, StreamedToolCallEqualsTheNonStreamedOne) {
+    json req = tool_request(2, "required");
+    auto whole = http_post(port(), "/v1/chat/completions", req);
+    ASSERT_EQ(whole.status, 200) << whole.raw;
+    req["stream"] = true;
+    auto streamed = stream_post(port(), "/v1/chat/completions", req);
+    ASSERT_EQ(streamed.status, 200) << streamed.raw;
+    std::string name, arguments, id, finish;
+    for (const json& c : streamed.chunks) {
+        const json& choice = c["choices"][0];
+        if (choice["finish_reason"].is_string()) finish = choice["finish_reason"];
+        EXPECT_FALSE(choice["delta"].contains("content") && choice["delta"]["content"] != "") << c;
+        if (!choice["delta"].contains("tool_calls")) continue;
+        for (const json& tc : choice["delta"]["tool_calls"]) {
+            EXPECT_EQ(tc["index"], 0);
+            if (tc.contains("id")) id += tc["id"].get<std::string>();
+            if (tc["function"].contains("name")) name += tc["function"]["name"].get<std::string>();
+            if (tc["function"].contains("arguments")) arguments += tc["function"]["arguments"].get<std::string>();
+        }
+    }
+    const json& call = whole.body["choices"][0]["message"]["tool_calls"][0];
+    EXPECT_EQ(name, call["function"]["name"]);
+    EXPECT_EQ(arguments, call["function"]["arguments"]);
+    EXPECT_FALSE(id.empty());
+    EXPECT_EQ(finish, "tool_calls");
+}
+
+TEST_F(ServerStructuredTest, ToolChoiceAutoAndConflictsAre400s) {
+    auto r = http_post(port(), "/v1/chat/completions", tool_request(1, "auto"));
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body["error"]["param"], "tool_choice") << r.raw;
+    json req = tool_request(1, "required");
+    req["response_format"] = json{{"type", "json_object"}};
+    r = http_post(port(), "/v1/chat/completions", req);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body["error"]["param"], "tool_choice") << r.raw;
+    req = tool_request(1, "none");  // tools are ignored
+    req["max_tokens"] = 4;
+    r = http_post(port(), "/v1/chat/completions", req);
+    EXPECT_EQ(r.status, 200) << r.raw;
+    EXPECT_TRUE(r.body["choices"][0]["message"]["content"].is_string());
 }
 
 }  // namespace
