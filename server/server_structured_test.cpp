@@ -10,7 +10,7 @@ namespace {
 
 class ServerStructuredTest : public ::testing::Test {
 protected:
-    // 1024 tokens of context (beyond stories260K's trained 512, which the server allows) leave room for tool prompts.
+    // 1024 tokens of context per slot leave room for the tool prompts.
     static void SetUpTestSuite() { server_ = ServerProcess::start(stories_model(), {"--slots", "4", "--ctx-size", "1024"}).release(); }
     static void TearDownTestSuite() {
         delete server_;
