@@ -1,4 +1,5 @@
-// The official `openai` npm client against the real server: chat, streamed chat, completion, cached tokens on
+// The official `openai` npm client against the real server: chat, streamed chat, completion, structured output,
+// tool calls (streamed too), cached tokens on
 // an extending request, errors and authentication (server/js-tests/openai_client.mjs). The client is installed
 // with npm from the committed lockfile into the build folder by server/js-tests/install.sh.
 #include <gtest/gtest.h>
