@@ -1,6 +1,7 @@
-// The official `openai` npm client against the real server: chat, streamed chat, completion, cached tokens on
-// an extending request, errors and authentication (server/js-tests/openai_client.mjs). The client is installed
-// with npm from the committed lockfile into the build folder by server/js-tests/install.sh.
+// The official `openai` npm client against the real server: chat, streamed chat, completion, cached tokens on an
+// extending request, response_format json_schema, tool calls (streamed too), errors and authentication
+// (server/js-tests/openai_client.mjs). The client is installed with npm from the committed lockfile into the build
+// folder by server/js-tests/install.sh.
 #include <gtest/gtest.h>
 
 #include "server_harness.h"

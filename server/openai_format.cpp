@@ -1,8 +1,11 @@
 #include "openai_format.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 
+#include "tool_calls.h"
 #include "vocab/vocab.h"
 
 namespace llama_crab::server {
@@ -87,7 +90,24 @@ json ResponseBuilder::chunk(int32_t choice, const std::string& text, const std::
     }
     c["logprobs"] = logprobs.empty() ? json(nullptr) : logprobs_json(logprobs, 0);
     c["finish_reason"] = finish ? json(finish_reason_name(*finish)) : json(nullptr);
+    if (finish && !tool_calls(choice).is_null()) c["finish_reason"] = "tool_calls";
     json out = base(chat ? "chat.completion.chunk" : "text_completion");
+    out["choices"] = json::array({c});
+    if (include_usage_field) out["usage"] = nullptr;
+    return out;
+}
+
+json ResponseBuilder::tool_calls(int32_t choice) const {
+    const ChoiceResult& r = choices_[(size_t)choice];
+    if (!tool_call_ || !r.finish || *r.finish == StopReason::Length) return nullptr;
+    return tool_calls_json(r.text, fmt::format("call_{}_{}", id_, choice));
+}
+
+json ResponseBuilder::tool_call_chunk(int32_t choice, bool include_usage_field) const {
+    json calls = tool_calls(choice);
+    for (size_t i = 0; i < calls.size(); ++i) calls[i]["index"] = i;
+    json c = {{"index", choice}, {"delta", {{"tool_calls", calls}}}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+    json out = base("chat.completion.chunk");
     out["choices"] = json::array({c});
     if (include_usage_field) out["usage"] = nullptr;
     return out;
@@ -137,6 +157,10 @@ json ResponseBuilder::response() const {
         }
         c["logprobs"] = logprobs_json(r.logprobs, r.echo_bytes);
         c["finish_reason"] = finish_reason_name(r.finish.value_or(StopReason::Length));
+        if (json calls = tool_calls((int32_t)i); !calls.is_null()) {
+            c["message"] = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", std::move(calls)}, {"refusal", nullptr}};
+            c["finish_reason"] = "tool_calls";
+        }
         choices.push_back(std::move(c));
     }
     json out = base(chat ? "chat.completion" : "text_completion");

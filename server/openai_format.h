@@ -38,6 +38,13 @@ public:
                     int32_t n_choices, int32_t n_per_prompt, bool want_logprobs);
 
     std::vector<ChoiceResult>& choices() { return choices_; }
+    // Chat with a forced tool call: finished outputs are returned as message.tool_calls (tool_calls.h).
+    void set_tool_call(bool on) { tool_call_ = on; }
+    bool tool_call() const { return tool_call_; }
+    // The tool_calls of a finished choice, or null when it is not a whole call (then its text is the content).
+    nlohmann::json tool_calls(int32_t choice) const;
+    // Streaming: the delta carrying a finished choice's tool calls (each with its index).
+    nlohmann::json tool_call_chunk(int32_t choice, bool include_usage_field) const;
     ApiKind kind() const { return kind_; }
 
     // Streaming: the chunk for one choice's new text/logprobs (and finish reason when it ends).
@@ -61,6 +68,7 @@ private:
     int64_t created_;
     int32_t n_per_prompt_;
     bool want_logprobs_;
+    bool tool_call_ = false;
     std::vector<ChoiceResult> choices_;
 };
 

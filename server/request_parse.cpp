@@ -5,6 +5,9 @@
 #include <cmath>
 #include <limits>
 
+#include "llama_crab/grammar.h"
+#include "tool_calls.h"
+
 namespace llama_crab::server {
 namespace {
 
@@ -298,22 +301,83 @@ MaybeError parse_sampling(const Fields& f, GenerationRequest& r) {
 
 // Fields we do not implement are refused rather than silently ignored when they would change the answer.
 MaybeError refuse_unsupported(const Fields& f, ApiKind kind) {
-    for (const char* key : {"tools", "functions"}) {
-        const json* v = f.get(key);
-        if (v && !(v->is_array() && v->empty())) return bad_field(key, "tool and function calling are not supported");
-    }
-    if (const json* rf = f.get("response_format")) {
-        if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
-        std::string type;
-        LC_CHECK(Fields(*rf, "response_format.").string("type", type));
-        if (!type.empty() && type != "text") return bad_field("response_format.type", fmt::format("'{}' is not supported (only 'text')", type));
-    }
     if (kind == ApiKind::kCompletion) {
         if (const json* sfx = f.get("suffix")) {
             if (!sfx->is_string()) return wrong_type("suffix", "a string", *sfx);
             if (!sfx->get<std::string>().empty()) return bad_field("suffix", "is not supported");
         }
     }
+    return std::nullopt;
+}
+
+// A JSON schema given as an object (or as JSON text in a string, as some clients send it), as JSON text.
+MaybeError schema_text(const json& v, const std::string& field, std::string& out) {
+    if (v.is_string()) {
+        const json parsed = json::parse(v.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+        if (parsed.is_discarded() || !parsed.is_object()) return bad_field(field, "is a string that is not a JSON object");
+        out = parsed.dump();
+    } else if (v.is_object() || v.is_boolean()) {
+        out = v.dump();
+    } else {
+        return wrong_type(field, "an object", v);
+    }
+    return std::nullopt;
+}
+
+// response_format ({"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema", "strict"}})
+// and llama.cpp's "grammar" (GBNF) and "json_schema" (an object): at most one constraint, resolved to the grammar
+// text through the library, so that a bad grammar or schema is a 400 naming the field and the place.
+MaybeError parse_structured_output(const Fields& f, std::string& gbnf) {
+    std::string grammar, schema;
+    std::string field;       // the one request field that asks for a constraint
+    std::string err_field;   // where a bad grammar or schema is reported
+    auto claim = [&](const std::string& name) -> MaybeError {
+        if (!field.empty()) return bad_field(name, fmt::format("cannot be combined with {}; give one constraint", field));
+        field = name;
+        return std::nullopt;
+    };
+    if (const json* rf = f.get("response_format")) {
+        if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
+        const Fields rff(*rf, "response_format.");
+        std::string type;
+        LC_CHECK(rff.string("type", type));
+        if (type == "json_object") {
+            // OpenAI's json_object mode promises an object. The schema converter's grammar also keeps whitespace to one
+            // optional space, where json_grammar() lets a weak model emit whitespace until max_tokens.
+            LC_CHECK(claim("response_format"));
+            schema = R"({"type": "object"})";
+        } else if (type == "json_schema") {
+            LC_CHECK(claim("response_format"));
+            const json* js = rff.get("json_schema");
+            if (!js) return bad_field("response_format.json_schema", "is required when type is 'json_schema'");
+            if (!js->is_object()) return wrong_type("response_format.json_schema", "an object", *js);
+            const Fields jsf(*js, "response_format.json_schema.");
+            std::string name;
+            bool strict = false;
+            LC_CHECK(jsf.string("name", name));
+            LC_CHECK(jsf.boolean("strict", strict));
+            const json* sc = jsf.get("schema");
+            if (!sc) return bad_field("response_format.json_schema.schema", "is required");
+            LC_CHECK(schema_text(*sc, "response_format.json_schema.schema", schema));
+            err_field = "response_format.json_schema.schema";
+        } else if (!type.empty() && type != "text") {
+            return bad_field("response_format.type", fmt::format("'{}' is not one of text, json_object, json_schema", type));
+        }
+    }
+    if (f.get("grammar")) {
+        LC_CHECK(claim("grammar"));
+        LC_CHECK(f.string("grammar", grammar));
+        if (grammar.empty()) field.clear();
+    }
+    const json* js = f.get("json_schema");
+    if (js && !(js->is_object() && js->empty())) {  // llama.cpp's clients send {} for none
+        LC_CHECK(claim("json_schema"));
+        LC_CHECK(schema_text(*js, "json_schema", schema));
+    }
+    if (field.empty()) return std::nullopt;
+    auto resolved = resolve_grammar(grammar, schema);
+    if (!resolved.ok()) return bad_field(err_field.empty() ? field : err_field, resolved.error().message);
+    gbnf = std::move(resolved).value();
     return std::nullopt;
 }
 
@@ -359,6 +423,8 @@ std::optional<ApiError> parse_generation_request(std::string_view body, ApiKind 
         LC_CHECK(Fields(*so, "stream_options.").boolean("include_usage", r.include_usage));
     }
     LC_CHECK(f.boolean("ignore_eos", r.ignore_eos));
+    LC_CHECK(parse_structured_output(f, r.grammar));
+    LC_CHECK(parse_tool_request(j, r));
     std::string user;
     LC_CHECK(f.string("user", user));
     return std::nullopt;

@@ -48,6 +48,10 @@ struct GenerationRequest {
     bool stream = false;
     bool include_usage = false;          // stream_options.include_usage
     bool ignore_eos = false;             // extension: keep generating past end-of-generation tokens
+    // Structured output: the GBNF grammar the output must follow ("" for none), from response_format
+    // (json_object, json_schema) or llama.cpp's grammar / json_schema fields; already checked.
+    std::string grammar;
+    bool tool_call = false;              // chat: the output is one tool call (tool_choice required or a function)
 };
 
 // Parse a /v1/completions or /v1/chat/completions body. On failure returns the error (400 naming the field).

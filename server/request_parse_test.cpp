@@ -105,7 +105,16 @@ TEST(RequestParseTest, ErrorsNameTheField) {
         {R"({"prompt": "x", "logit_bias": {"1": "a"}})", "logit_bias.1"},
         {R"({"prompt": "x", "stream_options": {"include_usage": 1}})", "stream_options.include_usage"},
         {R"({"prompt": "x", "user": 5})", "user"},
-        {R"({"prompt": "x", "response_format": {"type": "json_schema"}})", "response_format.type"},
+        {R"({"prompt": "x", "response_format": {"type": "xml"}})", "response_format.type"},
+        {R"({"prompt": "x", "response_format": {"type": "json_schema"}})", "response_format.json_schema"},
+        {R"({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a"}}})", "response_format.json_schema.schema"},
+        {R"({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object", "not": {}}}}})",
+         "response_format.json_schema.schema"},
+        {R"({"prompt": "x", "grammar": "root ::= \"a\" ("})", "grammar"},
+        {R"({"prompt": "x", "grammar": 5})", "grammar"},
+        {R"({"prompt": "x", "json_schema": {"type": "strange"}})", "json_schema"},
+        {R"({"prompt": "x", "grammar": "root ::= \"a\"", "json_schema": {"type": "object"}})", "json_schema"},
+        {R"({"prompt": "x", "response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""})", "grammar"},
     };
     for (const auto& [body, field] : cases) {
         const ApiError e = parse_err(body);
@@ -115,6 +124,25 @@ TEST(RequestParseTest, ErrorsNameTheField) {
     }
     EXPECT_EQ(parse_err(R"({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]})", ApiKind::kChat).param,
               "messages[0].content[0].text");
+}
+
+TEST(RequestParseTest, StructuredOutputFieldsResolveToOneGrammar) {
+    GenerationRequest r;
+    ASSERT_FALSE(parse_generation_request(R"({"prompt": "x", "grammar": "root ::= \"yes\" | \"no\""})", ApiKind::kCompletion, r));
+    EXPECT_EQ(r.grammar, "root ::= \"yes\" | \"no\"");
+    ASSERT_FALSE(parse_generation_request(R"({"prompt": "x", "response_format": {"type": "text"}, "json_schema": {}})", ApiKind::kCompletion, r));
+    EXPECT_EQ(r.grammar, "");
+    ASSERT_FALSE(parse_generation_request(R"({"prompt": "x", "response_format": {"type": "json_object"}})", ApiKind::kCompletion, r));
+    EXPECT_NE(r.grammar.find("root"), std::string::npos);
+    ASSERT_FALSE(parse_generation_request(
+        R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": true,
+            "schema": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}})",
+        ApiKind::kChat, r));
+    EXPECT_NE(r.grammar.find("\\\"a\\\""), std::string::npos) << r.grammar;  // the key appears as a literal
+    // A grammar error says where: line and column.
+    const ApiError e = parse_err(R"({"prompt": "x", "grammar": "root ::= \"a\"\nb ::= ("})");
+    EXPECT_EQ(e.param, "grammar");
+    EXPECT_NE(e.message.find("line 2"), std::string::npos) << e.message;
 }
 
 TEST(RequestParseTest, HostileBodiesAreRefusedCleanly) {

@@ -82,6 +82,11 @@ std::optional<ApiError> make_settings(RouteContext& rc, const GenerationRequest&
     // Completions default to 16 tokens as in OpenAI's API; chat runs until the end of the turn or of the context.
     s.max_tokens = gr.max_tokens > 0 ? gr.max_tokens : (gr.kind == ApiKind::kCompletion ? 16 : rc.worker.n_ctx_slot());
     if (auto st = validate_sampling_params(s.sampling); !st.ok()) return bad_field("sampling", st.error().message);
+    if (!gr.grammar.empty()) {
+        auto g = rc.worker.make_grammar(gr.grammar);
+        if (!g.ok()) return bad_field("grammar", g.error().message);
+        s.grammar = std::move(g).value();
+    }
     return std::nullopt;
 }
 
@@ -128,13 +133,23 @@ bool pump(Exchange& ex, httplib::DataSink& sink) {
         if (ev.kind == Event::Kind::kDelta) {
             r.text += ev.text;
             for (auto& lp : ev.logprobs) r.logprobs.push_back(lp);
-            if (ex.stream && !write_sse(sink, ex.builder.chunk(ev.choice, ev.text, ev.logprobs, std::nullopt, ex.include_usage))) return false;
+            // A tool call streams as one delta when it is whole (below), not as JSON text.
+            if (ex.stream && !ex.builder.tool_call() &&
+                !write_sse(sink, ex.builder.chunk(ev.choice, ev.text, ev.logprobs, std::nullopt, ex.include_usage))) {
+                return false;
+            }
         } else {
             r.finish = ev.stop_reason;
             r.n_prompt = ev.n_prompt;
             r.n_cached = ev.n_cached;
             r.n_generated = ev.n_generated;
             ++ex.n_done;
+            if (ex.stream && ex.builder.tool_call()) {
+                const bool whole = !ex.builder.tool_calls(ev.choice).is_null();
+                const json held = whole ? ex.builder.tool_call_chunk(ev.choice, ex.include_usage)
+                                        : ex.builder.chunk(ev.choice, r.text, {}, std::nullopt, ex.include_usage);
+                if (!write_sse(sink, held)) return false;
+            }
             if (ex.stream && !write_sse(sink, ex.builder.chunk(ev.choice, "", {}, ev.stop_reason, ex.include_usage))) return false;
         }
     }
@@ -172,6 +187,7 @@ void handle_generation(RouteContext& rc, ApiKind kind, const httplib::Request& r
         task, ResponseBuilder(kind, id, rc.model_alias, rc.worker.system_fingerprint(),
                               rc.worker.vocab(), task->n_choices(), task->n_per_prompt, gr.logprobs >= 0),
         gr.stream, gr.stream && gr.include_usage, echo});
+    ex->builder.set_tool_call(gr.tool_call);
     for (int32_t c = 0; c < task->n_choices(); ++c) {
         ChoiceResult& r = ex->builder.choices()[(size_t)c];
         r.text = echo[(size_t)(c / task->n_per_prompt)];

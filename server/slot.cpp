@@ -18,6 +18,7 @@ void Slot::clear_generation() {
     n_cached = 0;
     pending = -1;
     generated.clear();
+    grammar = nullptr;
     chain.reset();
     stopper.reset();
     utf8_pending.clear();

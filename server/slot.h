@@ -44,6 +44,7 @@ struct Slot {
     Token pending = -1;            // sampled, not yet decoded
     std::vector<Token> generated;
     std::optional<SamplerChain> chain;
+    GrammarSampler* grammar = nullptr;  // the chain's grammar stage, if the request has one (owned by chain)
     std::optional<StopMatcher> stopper;
     std::string utf8_pending;      // piece bytes not yet forming whole characters
     SteadyClock::time_point started, last_token;

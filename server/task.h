@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "llama_crab/grammar.h"
 #include "llama_crab/llama.h"
 
 namespace llama_crab::server {
@@ -26,6 +27,8 @@ struct GenerationSettings {
     std::vector<std::string> stop;
     int32_t logprobs = -1;         // -1: none; else alternatives per token
     bool ignore_eos = false;
+    // Structured output: built once per request from its grammar; each choice's slot runs a clone of it.
+    std::shared_ptr<const GrammarSampler> grammar;
 };
 
 struct Event {

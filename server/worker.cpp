@@ -64,6 +64,8 @@ Status Worker::load() {
     vocab_ = llama_->model().vocab();
     if (!vocab_) return make_error(ErrorCode::kInvalidArgument, fmt::format("model '{}' has no tokenizer", options_.model_path));
     n_vocab_ = ctx_->n_vocab();
+    pieces_.resize((size_t)n_vocab_);
+    for (Token t = 0; t < (Token)n_vocab_; ++t) pieces_[(size_t)t] = vocab_->token_to_piece(t, false);
     if (options_.chat_template) {
         auto t = ChatTemplate::builtin(*options_.chat_template);
         if (!t.ok()) return t.error();
@@ -249,6 +251,11 @@ void Worker::assign_jobs() {
     }
 }
 
+Result<std::shared_ptr<const GrammarSampler>> Worker::make_grammar(const std::string& gbnf) const {
+    LC_ASSIGN_OR_RETURN(std::unique_ptr<GrammarSampler> g, GrammarSampler::create(gbnf, pieces_, vocab_->eog_tokens()));
+    return std::shared_ptr<const GrammarSampler>(std::move(g));
+}
+
 void Worker::start_job(Slot& slot, std::shared_ptr<Job> job) {
     const GenerationSettings& gs = job->task->settings;
     slot.clear_generation();
@@ -266,6 +273,12 @@ void Worker::start_job(Slot& slot, std::shared_ptr<Job> job) {
     }
     slot.chain.emplace(std::move(chain).value());
     for (Token t : prompt) slot.chain->accept(t);  // penalties see the prompt too, as in Llama's completions
+    if (gs.grammar) {
+        // The grammar starts at the first generated token (as in Llama's completions); the slot keeps a view of it.
+        std::unique_ptr<Sampler> g = gs.grammar->clone();
+        slot.grammar = static_cast<GrammarSampler*>(g.get());
+        slot.chain->add_constraint(std::move(g));
+    }
     slot.stopper.emplace(gs.stop);
 
     slot.n_cached = reuse_prefix(slot, prompt);

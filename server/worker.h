@@ -62,6 +62,8 @@ public:
     // OpenAI's system_fingerprint: this server version and model.
     const std::string& system_fingerprint() const { return system_fingerprint_; }
 
+    // A grammar stage for this model's vocabulary (the text was checked when the request was parsed).
+    Result<std::shared_ptr<const GrammarSampler>> make_grammar(const std::string& gbnf) const;
     // Queues the task's choices. 503 when the queue is full or the server is not ready.
     std::optional<ApiError> submit(std::shared_ptr<Task> task);
     // Makes the worker look at cancellations now rather than at its next step.
@@ -111,6 +113,7 @@ private:
     std::shared_ptr<const Vocab> vocab_;
     int32_t n_ctx_slot_ = 0;
     int64_t n_vocab_ = 0;
+    std::vector<std::string> pieces_;  // each token's text as generated, for grammar stages
     std::string fingerprint_;
     std::string system_fingerprint_;
     std::atomic<bool> stopping_{false};  // lets stop() cancel a model load in progress

@@ -97,17 +97,21 @@ void Worker::step() {
 void Worker::sample_next(Slot& slot, const float* logits) {
     const GenerationSettings& gs = slot.job->task->settings;
     if (!logits) return fail(slot, "no logits for the slot's last token");
-    if (gs.ignore_eos) {
+    // With a grammar, the grammar decides when the output may end: ignore_eos does not apply.
+    const bool ignore_eos = gs.ignore_eos && !slot.grammar;
+    if (ignore_eos) {
         logits_copy_.assign(logits, logits + n_vocab_);
         for (Token t : vocab_->eog_tokens()) {
             if (t >= 0 && t < n_vocab_) logits_copy_[(size_t)t] = -INFINITY;
         }
     }
-    const float* sample_from = gs.ignore_eos ? logits_copy_.data() : logits;
+    const float* sample_from = ignore_eos ? logits_copy_.data() : logits;
     const Token tok = slot.chain->sample(sample_from, n_vocab_);
-    if (tok < 0 || tok >= n_vocab_) return fail(slot, "the sampler chose no token");
-    slot.chain->accept(tok);
-    if (!gs.ignore_eos && vocab_->is_eog(tok)) return finish(slot, StopReason::Eos, false);
+    if (tok < 0 || tok >= n_vocab_) {
+        return fail(slot, slot.grammar ? "the grammar allows no token of this model's vocabulary here" : "the sampler chose no token");
+    }
+    slot.chain->accept(tok);  // advances the grammar stage too
+    if (!ignore_eos && vocab_->is_eog(tok)) return finish(slot, StopReason::Eos, false);
 
     const auto now = SteadyClock::now();
     if (slot.generated.empty()) {

@@ -82,6 +82,83 @@ let streamedText = "";
 for await (const chunk of completionStream) for (const c of chunk.choices) streamedText += c.text;
 check(streamedText === first.choices[0].text, "streamed completion equals the non-streamed one", { streamedText, whole: first.choices[0].text });
 
+const structured = await client.chat.completions.create({
+  model,
+  messages,
+  max_tokens: 200,
+  seed: 7,
+  response_format: {
+    type: "json_schema",
+    json_schema: {
+      name: "person",
+      strict: true,
+      schema: {
+        type: "object",
+        properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer" } },
+        required: ["name", "age"],
+        additionalProperties: false,
+      },
+    },
+  },
+});
+let doc = null;
+try {
+  doc = JSON.parse(structured.choices[0].message.content);
+} catch (e) {
+  doc = null;
+}
+check(doc !== null && typeof doc.name === "string" && Number.isInteger(doc.age) && Object.keys(doc).length === 2,
+  "response_format json_schema (strict) gives a document of the schema", structured.choices[0]);
+
+const tools = [{
+  type: "function",
+  function: {
+    name: "get_time",
+    description: "The time in a zone",
+    parameters: { type: "object", properties: { zone: { enum: ["utc", "local"] } }, required: ["zone"], additionalProperties: false },
+  },
+}];
+const toolChat = await client.chat.completions.create({
+  model,
+  messages: [{ role: "user", content: "What time is it?" }],
+  max_tokens: 100,
+  seed: 3,
+  tools,
+  tool_choice: "required",
+});
+const call = toolChat.choices[0].message.tool_calls?.[0];
+let callArgs = null;
+try {
+  callArgs = JSON.parse(call.function.arguments);
+} catch (e) {
+  callArgs = null;
+}
+check(call && call.id && call.type === "function" && call.function.name === "get_time" && callArgs &&
+  (callArgs.zone === "utc" || callArgs.zone === "local") && toolChat.choices[0].finish_reason === "tool_calls",
+  "tool_choice required gives a call whose arguments validate", toolChat.choices[0]);
+
+const toolStream = await client.chat.completions.create({
+  model,
+  messages: [{ role: "user", content: "What time is it?" }],
+  max_tokens: 100,
+  seed: 3,
+  tools,
+  tool_choice: "required",
+  stream: true,
+});
+const parts = {};
+for await (const chunk of toolStream) {
+  for (const c of chunk.choices) {
+    for (const tc of c.delta?.tool_calls ?? []) {
+      const p = (parts[tc.index] ??= { name: "", arguments: "" });
+      p.name += tc.function?.name ?? "";
+      p.arguments += tc.function?.arguments ?? "";
+    }
+  }
+}
+check(parts[0] && parts[0].name === call.function.name && parts[0].arguments === call.function.arguments,
+  "streamed tool-call deltas reassemble into the same call", parts);
+
 try {
   await client.completions.create({ model, prompt, max_tokens: 12, temperature: 9 });
   check(false, "a bad request throws", "no error");
