@@ -11,6 +11,7 @@
 namespace llama_crab {
 
 void flash_attend_avx2(const FlashTile& t);
+void flash_attend_avx512(const FlashTile& t);
 
 namespace {
 
@@ -76,9 +77,12 @@ void flash_attend_ref(const FlashTile& t) {
     }
 }
 
-void flash_attend(const FlashTile& t) {
-    if (cpu_has_avx2() && t.hd % 8 == 0) return flash_attend_avx2(t);
+void flash_attend_isa(IsaLevel level, const FlashTile& t) {
+    if (level >= IsaLevel::kAvx512 && cpu_supports(IsaLevel::kAvx512) && t.hd % 16 == 0) return flash_attend_avx512(t);
+    if (level >= IsaLevel::kAvx2 && cpu_supports(IsaLevel::kAvx2) && t.hd % 8 == 0) return flash_attend_avx2(t);
     flash_attend_ref(t);
 }
+
+void flash_attend(const FlashTile& t) { flash_attend_isa(cpu_isa(), t); }
 
 }  // namespace llama_crab

@@ -8,12 +8,14 @@
 // For an f16 cache the weights are rounded to f16 before the V product (as llama.cpp does for an f16 V).
 //
 // The result depends only on the inputs and the cell order (no threads inside), so a tile gives the same bits for
-// the same KV contents. The AVX2 version differs from the scalar reference by the order of the K.Q sums and by its
+// the same KV contents. The SIMD versions differ from the scalar reference by the order of the K.Q sums and by their
 // polynomial exp (within 2 f32 ulps of std::exp for x <= 0); see flash_attention_test.cpp for the limits.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "ops/cpu_isa.h"
 
 namespace llama_crab {
 
@@ -38,8 +40,11 @@ struct FlashTile {
     float* out = nullptr;               // [nq][hd] softmax(scale * Q.K^T) . V; 0 for a query that sees no cell
 };
 
-// The best version for this CPU (AVX2 when cpu_has_avx2() and hd % 8 == 0), and the scalar reference.
+// The best version for this CPU (AVX-512 when cpu_isa() is avx512 and hd % 16 == 0, else AVX2 when cpu_has_avx2()
+// and hd % 8 == 0), and the scalar reference.
 void flash_attend(const FlashTile& t);
+// The version of a given level (tests): the highest at or below it that the CPU supports and hd allows.
+void flash_attend_isa(IsaLevel level, const FlashTile& t);
 void flash_attend_ref(const FlashTile& t);
 
 // Whether any query of the tile sees a cell at position cp.

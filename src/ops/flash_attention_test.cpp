@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -156,23 +158,29 @@ TEST(AttentionFlash, ReferenceMatchesTwoPassSoftmax) {
     }
 }
 
-// The dispatching version (AVX2 on this CPU unless LLAMA_CRAB_ISA=scalar) agrees with the reference. Limits: f32
-// 1e-5 (sum order of the dots, exp within 2 ulps); f16 1e-3, since a weight one f32 ulp away can round to the
-// neighbouring f16 (2^-11 relative) for one cell.
-TEST(AttentionFlash, DispatchMatchesReference) {
-    std::mt19937 rng(12);
-    double worst[2] = {0.0, 0.0};
-    for (const Case& c : cases()) {
-        const Data d = make_data(c, rng);
-        std::vector<float> a((size_t)(c.nq * c.hd)), b(a.size());
-        flash_attend(tile(c, d, a.data()));
-        flash_attend_ref(tile(c, d, b.data()));
-        for (size_t i = 0; i < a.size(); ++i) {
-            ASSERT_NEAR(a[i], b[i], c.f16 ? 1e-3 : 1e-5) << "hd " << c.hd << " nq " << c.nq << " n " << c.n_cells;
-            worst[c.f16] = std::max(worst[c.f16], (double)std::fabs(a[i] - b[i]));
+// Each SIMD level this CPU has agrees with the reference. Limits: f32 1e-5 (sum order of the dots, exp within
+// 2 ulps); f16 1e-3, since a weight one f32 ulp away can round to the neighbouring f16 (2^-11 relative).
+TEST(AttentionFlash, EveryLevelMatchesReference) {
+    for (IsaLevel level : {IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+        if (!cpu_supports(level)) {
+            std::printf("%s: not on this CPU\n", isa_name(level));
+            continue;
         }
+        std::mt19937 rng(12);
+        double worst[2] = {0.0, 0.0};
+        for (const Case& c : cases()) {
+            const Data d = make_data(c, rng);
+            std::vector<float> a((size_t)(c.nq * c.hd)), b(a.size());
+            flash_attend_isa(level, tile(c, d, a.data()));
+            flash_attend_ref(tile(c, d, b.data()));
+            for (size_t i = 0; i < a.size(); ++i) {
+                ASSERT_NEAR(a[i], b[i], c.f16 ? 1e-3 : 1e-5)
+                    << isa_name(level) << " hd " << c.hd << " nq " << c.nq << " n " << c.n_cells;
+                worst[c.f16] = std::max(worst[c.f16], (double)std::fabs(a[i] - b[i]));
+            }
+        }
+        std::printf("%s: max |simd - reference|: f32 %.3g, f16 %.3g\n", isa_name(level), worst[0], worst[1]);
     }
-    std::printf("max |dispatch - reference|: f32 %.3g, f16 %.3g\n", worst[0], worst[1]);
 }
 
 // A query's result does not depend on the other queries of its tile, nor on masked cells next to its own: the
@@ -184,7 +192,7 @@ TEST(AttentionFlash, QueryIndependentOfItsTile) {
         const Data d = make_data(c, rng);
         std::vector<float> all((size_t)(c.nq * c.hd)), one((size_t)c.hd);
         flash_attend(tile(c, d, all.data()));
-        for (int i = 0; i < c.nq; ++i) {
+        for (int i = 0; i < c.nq; ++i) {  // at the level in use
             Case ci = c;
             ci.nq = 1;
             Data di = d;
