@@ -291,7 +291,8 @@ void attention(Pass& p, const AttnLayer& a) {
     const int64_t n_tiles = (int64_t)tiles.size();
     tiles.push_back((int32_t)n_att);
     p.pool.parallel_for(n_tiles * n_chunks, [&](int64_t task, int thread) {
-        const int64_t tile = task / n_chunks, chunk = task % n_chunks;
+        // Head-major: consecutive tasks read the same KV head's rows, which then stay in the core's cache.
+        const int64_t chunk = task / n_tiles, tile = task % n_tiles;
         const int64_t t0 = tiles[(size_t)tile];
         const int nt = (int)(tiles[(size_t)tile + 1] - t0);
         const int64_t kvh = chunk / chunks_per_kv;
