@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "ops/attention_kernels.h"
+#include "ops/flash_attention.h"
 #include "ops/vec_ops.h"
 #include "runtime/kv_cache.h"
 #include "util/fp16.h"
@@ -50,12 +50,12 @@ ForwardScratch::ForwardScratch(const ModelHparams& hp, int32_t n_ub, int32_t n_c
     if (hp.n_swa > 0 && hp.rope_freq_base_swa != hp.rope_freq_base) rope_swa.resize(n * (size_t)hp.n_rot);
     attention.resize((size_t)n_threads);
     for (auto& a : attention) {
-        a.scores.resize((size_t)kMaxQueriesPerKvRow * (size_t)n_ctx);
         a.cells.resize((size_t)n_ctx);
-        a.q.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim);
-        a.q16.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim * sizeof(fp16_t));
-        a.out.resize((size_t)kMaxQueriesPerKvRow * (size_t)hp.head_dim);
-        a.q_pos.resize((size_t)kMaxQueriesPerKvRow);
+        a.cell_pos.resize((size_t)n_ctx);
+        a.q.resize((size_t)kFlashMaxQueries * (size_t)hp.head_dim);
+        a.q16.resize((size_t)kFlashMaxQueries * (size_t)hp.head_dim * sizeof(fp16_t));
+        a.out.resize((size_t)kFlashMaxQueries * (size_t)hp.head_dim);
+        a.q_pos.resize((size_t)kFlashMaxQueries);
     }
     tiles.reserve(n + 1);
     out_rows.reserve(n);
@@ -64,6 +64,7 @@ ForwardScratch::ForwardScratch(const ModelHparams& hp, int32_t n_ub, int32_t n_c
     mask_begin.reserve(64);
     mask_end.reserve(64);
     vis_cells.reserve((size_t)n_ctx * 2);
+    vis_pos.reserve((size_t)n_ctx * 2);
 }
 
 namespace {
@@ -120,6 +121,7 @@ void claim_and_list_cells(Pass& p) {
     s.mask_begin.clear();
     s.mask_end.clear();
     s.vis_cells.clear();
+    s.vis_pos.clear();
     for (int64_t t = 0; t < p.ub.n; ++t) {
         size_t m = 0;
         while (m < s.masks.size() && s.masks[m] != p.ub.seq_mask[t]) ++m;
@@ -127,7 +129,10 @@ void claim_and_list_cells(Pass& p) {
             s.masks.push_back(p.ub.seq_mask[t]);
             s.mask_begin.push_back(s.vis_cells.size());
             for (int32_t c = 0; c < p.kv.used_end(); ++c) {
-                if (p.kv.cell(c).seqs & p.ub.seq_mask[t]) s.vis_cells.push_back(c);
+                if (p.kv.cell(c).seqs & p.ub.seq_mask[t]) {
+                    s.vis_cells.push_back(c);
+                    s.vis_pos.push_back(p.kv.cell(c).pos);
+                }
             }
             s.mask_end.push_back(s.vis_cells.size());
         }
@@ -206,7 +211,6 @@ void attend_tile(Pass& p, const AttnLayer& a, AttentionScratch& as, int64_t t0, 
     ForwardScratch& s = p.s;
     const UbatchView& ub = p.ub;
     const int64_t hd = p.hd, n_q = p.n_q;
-    const size_t n_ctx = (size_t)p.kv.n_cells();
     const KvType kv_type = p.kv.type();
     auto att_token = [&](int64_t ti) { return a.last ? (int64_t)ub.out_rows[ti] : ti; };
     const int nq = nt * nh;
@@ -225,56 +229,40 @@ void attend_tile(Pass& p, const AttnLayer& a, AttentionScratch& as, int64_t t0, 
         f16.quantize_act(as.q.data(), as.q16.data(), nq * hd);
         f16.dequantize(as.q16.data(), as.q.data(), nq * hd);
     }
-    // Cells of the tile's sequences that some query of the tile may see.
+    // The blocks of the sequence mask's cells that some query of the tile may see; the others are never touched.
+    // Blocks are cut from the start of the mask's cell list, the same for every tile, so each query meets its
+    // cells in the same blocks whatever its tile (the online softmax rescales at block edges): results stay
+    // independent of the tiling.
     const size_t m = (size_t)s.token_mask[(size_t)att_token(t0)];
     int64_t n_vis = 0;
-    for (size_t ci = s.mask_begin[m]; ci < s.mask_end[m]; ++ci) {
-        const int32_t c = s.vis_cells[ci];
-        const Pos cp = p.kv.cell(c).pos;
-        if (cp <= max_pos && (int64_t)cp + a.window > (int64_t)min_pos) as.cells[(size_t)n_vis++] = c;
+    for (size_t b = s.mask_begin[m]; b < s.mask_end[m]; b += kFlashBlock) {
+        const size_t e = std::min(b + kFlashBlock, s.mask_end[m]);
+        const auto [lo, hi] = std::minmax_element(s.vis_pos.data() + b, s.vis_pos.data() + e);
+        if (*lo > max_pos || (int64_t)*hi + a.window <= (int64_t)min_pos) continue;
+        std::copy(s.vis_cells.data() + b, s.vis_cells.data() + e, &as.cells[(size_t)n_vis]);
+        std::copy(s.vis_pos.data() + b, s.vis_pos.data() + e, &as.cell_pos[(size_t)n_vis]);
+        n_vis += (int64_t)(e - b);
     }
-    // Scores: K rows against every query of the tile.
+    // Scores, masks, online softmax and the V product, block by block over those cells.
     const size_t koff = (size_t)(kvh * hd) * p.kv.elem_bytes();
-    float dots[kMaxQueriesPerKvRow];
-    for (int64_t j = 0; j < n_vis; ++j) {
-        const int32_t cell = as.cells[(size_t)j];
-        const uint8_t* krow = p.kv.k_row(a.il, cell) + koff;
-        if (kv_type == KvType::kF16) {
-            kq_dot_f16(hd, reinterpret_cast<const fp16_t*>(krow), as.q.data(), nq, dots);
-        } else {
-            kq_dot_f32(hd, reinterpret_cast<const float*>(krow), as.q.data(), nq, dots);
-        }
-        const int64_t cp = p.kv.cell(cell).pos;
-        for (int i = 0; i < nq; ++i) {
-            const int64_t qp = as.q_pos[(size_t)i];
-            as.scores[(size_t)i * n_ctx + (size_t)j] = cp <= qp && cp + a.window > qp ? dots[i] * a.kq_scale : -INFINITY;
-        }
-    }
-    // Soft-capping (gemma2), then softmax per query.
-    for (int i = 0; i < nq; ++i) {
-        float* sc = &as.scores[(size_t)i * n_ctx];
-        if (a.softcap > 0.0f) {
-            for (int64_t j = 0; j < n_vis; ++j) {
-                if (std::isfinite(sc[j])) sc[j] = std::tanh(sc[j] * (1.0f / a.softcap)) * a.softcap;
-            }
-        }
-        softmax_inplace(sc, n_vis);
-    }
-    // Outputs: probabilities times V rows.
-    float* out = as.out.data();
-    std::fill(out, out + nq * hd, 0.0f);
-    float probs[kMaxQueriesPerKvRow];
-    for (int64_t j = 0; j < n_vis; ++j) {
-        const uint8_t* vrow = p.kv.v_row(a.il, as.cells[(size_t)j]) + koff;
-        for (int i = 0; i < nq; ++i) probs[i] = as.scores[(size_t)i * n_ctx + (size_t)j];
-        if (kv_type == KvType::kF16) {
-            // llama.cpp rounds the probabilities to f16 for the V product of an f16 cache.
-            for (int i = 0; i < nq; ++i) probs[i] = fp16_to_fp32(fp32_to_fp16(probs[i]));
-            pv_axpy_f16(hd, reinterpret_cast<const fp16_t*>(vrow), probs, nq, out);
-        } else {
-            pv_axpy_f32(hd, reinterpret_cast<const float*>(vrow), probs, nq, out);
-        }
-    }
+    FlashTile ft;
+    ft.hd = hd;
+    ft.nq = nq;
+    ft.q = as.q.data();
+    ft.q_pos = as.q_pos.data();
+    ft.k = p.kv.k_row(a.il, 0) + koff;
+    ft.v = p.kv.v_row(a.il, 0) + koff;
+    ft.row_stride = p.kv.row_bytes();
+    ft.f16 = kv_type == KvType::kF16;
+    ft.cells = as.cells.data();
+    ft.cell_pos = as.cell_pos.data();
+    ft.n_cells = n_vis;
+    ft.window = a.window;
+    ft.kq_scale = a.kq_scale;
+    ft.softcap = a.softcap;
+    ft.out = as.out.data();
+    flash_attend(ft);
+    const float* out = as.out.data();
     for (int k = 0; k < nt; ++k) {
         const int64_t t = att_token(t0 + k);
         std::memcpy(&s.attn[(size_t)(t * n_q + h0 * hd)], &out[(size_t)(k * nh * hd)], (size_t)(nh * hd) * sizeof(float));
@@ -288,10 +276,10 @@ void attention(Pass& p, const AttnLayer& a) {
     ForwardScratch& s = p.s;
     const int64_t group = hp.n_head / hp.n_head_kv;
     const int64_t n_att = a.last ? p.ub.n_out : p.ub.n;
-    const int64_t q_per_chunk = std::min<int64_t>(group, kMaxQueriesPerKvRow);
+    const int64_t q_per_chunk = std::min<int64_t>(group, kFlashMaxQueries);
     const int64_t chunks_per_kv = (group + q_per_chunk - 1) / q_per_chunk;
     const int64_t n_chunks = hp.n_head_kv * chunks_per_kv;
-    const int64_t tokens_per_tile = std::max<int64_t>(1, kMaxQueriesPerKvRow / q_per_chunk);
+    const int64_t tokens_per_tile = std::max<int64_t>(1, kFlashMaxQueries / q_per_chunk);
     auto att_token = [&](int64_t ti) { return a.last ? (int64_t)p.ub.out_rows[ti] : ti; };
     auto& tiles = s.tiles;
     tiles.clear();
@@ -303,7 +291,8 @@ void attention(Pass& p, const AttnLayer& a) {
     const int64_t n_tiles = (int64_t)tiles.size();
     tiles.push_back((int32_t)n_att);
     p.pool.parallel_for(n_tiles * n_chunks, [&](int64_t task, int thread) {
-        const int64_t tile = task / n_chunks, chunk = task % n_chunks;
+        // Head-major: consecutive tasks read the same KV head's rows, which then stay in the core's cache.
+        const int64_t chunk = task / n_tiles, tile = task % n_tiles;
         const int64_t t0 = tiles[(size_t)tile];
         const int nt = (int)(tiles[(size_t)tile + 1] - t0);
         const int64_t kvh = chunk / chunks_per_kv;

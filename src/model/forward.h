@@ -17,8 +17,8 @@ class ThreadPool;
 
 // Per-thread attention buffers for one task (a token and up to 8 query heads of one KV head).
 struct AttentionScratch {
-    std::vector<float> scores;   // [8][n_ctx] scores, then probabilities
-    std::vector<int32_t> cells;  // [n_ctx] the visible cells
+    std::vector<int32_t> cells;     // [n_ctx] the cells a tile may see
+    std::vector<int32_t> cell_pos;  // [n_ctx] their positions
     std::vector<float> q;        // [8][head_dim] queries (f16-rounded for an f16 cache)
     std::vector<uint8_t> q16;    // [8][head_dim] f16 queries
     std::vector<float> out;      // [8][head_dim] outputs of a tile's queries before they go to their tokens
@@ -44,6 +44,7 @@ struct ForwardScratch {
     std::vector<AttentionScratch> attention;  // one per thread
     std::vector<int32_t> out_rows;  // tokens whose logits are wanted
     std::vector<int32_t> vis_cells; // cells visible to the ubatch's sequences, grouped per seq mask
+    std::vector<int32_t> vis_pos;   // their positions
     std::vector<int32_t> token_mask;  // [n_ubatch] index of each token's seq mask in masks
     std::vector<uint64_t> masks;      // the distinct seq masks of the ubatch
     std::vector<size_t> mask_begin, mask_end;  // their ranges in vis_cells
