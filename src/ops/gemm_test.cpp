@@ -386,7 +386,7 @@ TEST(Matmul, MatchesReferenceOnRaggedShapes) {
             const int64_t b = type_traits(type).block_size == 1 ? 32 : type_traits(type).block_size;
             for (const auto& [n_in_blocks, n_out, n_tokens] :
                  std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1}, {2, 13, 2}, {3, 29, 3}, {2, 37, 5},
-                                                                    {1, 8, 4}, {4, 67, 19}, {2, 100, 70}}) {
+                                                                    {1, 8, 4}, {3, 45, 8}, {4, 67, 19}, {2, 100, 70}}) {
                 check_matmul(Case{type, b * n_in_blocks, n_out, n_tokens}, pool, scratch);
                 if (HasFatalFailure()) return;
             }
@@ -410,7 +410,7 @@ TEST(Matmul, MultiEqualsSeparateCalls) {
     const int64_t outs[] = {40, 17, 9, 64};
     std::vector<Bytes> ws;
     for (int j = 0; j < 4; ++j) ws.push_back(quantize_rows(types[j], random_floats(n_in * outs[j], 300 + (uint32_t)j), outs[j], n_in));
-    for (int64_t n_tokens : {1, 2, 9}) {
+    for (int64_t n_tokens : {1, 2, 6, 9}) {  // 6: GEMV for Q4_K, panels for Q4_0 in one call
         const auto x = random_floats(n_in * n_tokens, 400, 0.3f);
         std::vector<std::vector<float>> ya(4), yb(4);
         MatmulJob jobs[4];

@@ -23,17 +23,18 @@ constexpr int64_t kSerialConvertTokens = 3;
 //   avx512 Q6_K  gemv      274   538  1079  2264  4247    panel 1418  1418  1434  1543  1944   -> 5
 //   avx2   Q4_0  gemv      321   477  1010  2143  4538    panel  455   583   798  1258  2019   -> 3
 //   avx2   Q8_0  gemv      336   504   897  2086  5097    panel 1013  1232  1415  1998  3091   -> 8
-//   avx2   Q4_K  gemv      243   468   940  ...                                                -> 8 (as avx512)
-//   avx2   Q6_K  ...                                                                           -> 5 (as avx512)
+//   avx2   Q4_K  gemv      243   468   940  1886  3894    panel 1721  1800  1757  1886  2708   -> 8
+//   avx2   Q6_K  gemv      278   565  1110  2206  4251    panel 1645  1730  1674  2164  2827   -> 8
 // Never below 3: up to 3 tokens a step (server slots) gives each token the same result as a solo run.
 int64_t gemv_max_tokens(TensorType type, IsaLevel isa) {
     switch (type) {
         case TensorType::Q8_0: return isa >= IsaLevel::kAvx512 ? 3 : 8;
         case TensorType::Q4_K: return 8;
-        case TensorType::Q6_K: return 5;
+        case TensorType::Q6_K: return isa >= IsaLevel::kAvx512 ? 5 : 8;
         default: return 3;
     }
 }
+
 // Activation rows of one panel task are sized to stay in L2 while the task's panels stream over them; every panel
 // is packed once per chunk, so larger chunks pack less. CPUs with AVX-512 have at least 1 MiB of L2 per core (Zen 4,
 // Skylake-SP and later), the AVX2 ones we target 512 KiB (Zen 2/3).
