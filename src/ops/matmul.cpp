@@ -15,7 +15,7 @@ constexpr int64_t kSerialConvertTokens = 3;
 
 // The largest step (tokens) that runs through the GEMV (rows read in place) instead of repacking panels: where the
 // two cost the same, measured with gemm_bench BM_decode_step (one thread, 5632 x 2048 weights, CPU time per step in
-// us, AMD EPYC Zen 4, 2 cores shared with other jobs, load ~9):
+// us, AMD EPYC Zen 4, 2 cores shared with other jobs, load ~9; "->" is the crossover):
 //                 tokens:   1     2     4     8    16
 //   avx512 Q4_0  gemv      317   468   997  2180  4425    panel  474   499   546   730  1224   -> 3
 //   avx512 Q8_0  gemv      316   500   923  2154  5129    panel  773   819   769   950  1444   -> 3
@@ -25,12 +25,15 @@ constexpr int64_t kSerialConvertTokens = 3;
 //   avx2   Q8_0  gemv      336   504   897  2086  5097    panel 1013  1232  1415  1998  3091   -> 8
 //   avx2   Q4_K  gemv      243   468   940  1886  3894    panel 1721  1800  1757  1886  2708   -> 8
 //   avx2   Q6_K  gemv      278   565  1110  2206  4251    panel 1645  1730  1674  2164  2827   -> 8
-// Never below 3: up to 3 tokens a step (server slots) gives each token the same result as a solo run.
+// End to end the panels win earlier than these kernel figures say (0.5B Q4_K_M, `bench --parallel 1,4,8 -p 16
+// -n 32 -r 2`, aggregate tok/s, Q4_K GEMV up to 3 tokens -> up to 8, two rounds: N=4 21.2, 18.6 -> 25.6, 23.8;
+// N=8 40.9, 43.9 -> 34.4, 29.9), so the limit sits below the kernel crossover, at 6. Never below 3: up to 3 tokens
+// a step (server slots) gives each token the same result as a solo run.
 int64_t gemv_max_tokens(TensorType type, IsaLevel isa) {
     switch (type) {
-        case TensorType::Q8_0: return isa >= IsaLevel::kAvx512 ? 3 : 8;
-        case TensorType::Q4_K: return 8;
-        case TensorType::Q6_K: return isa >= IsaLevel::kAvx512 ? 5 : 8;
+        case TensorType::Q8_0: return isa >= IsaLevel::kAvx512 ? 3 : 6;
+        case TensorType::Q4_K: return 6;
+        case TensorType::Q6_K: return isa >= IsaLevel::kAvx512 ? 5 : 6;
         default: return 3;
     }
 }
