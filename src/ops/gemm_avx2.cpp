@@ -259,7 +259,8 @@ void gemv_q8_act(int64_t n, const u8* w, size_t row_bytes, int64_t n_rows, const
         const u8* wr = w + (size_t)r * row_bytes;
         int64_t c = 0;
         for (; c + kGemvCols <= n_cols; c += kGemvCols) {
-            gemv_row_cols<kQ4, kGemvCols>(n, wr, act + (size_t)c * act_stride, act_stride, &y[c * y_stride + r], y_stride);
+            gemv_row_cols<kQ4, kGemvCols>(n, wr, act + (size_t)c * act_stride, act_stride, &y[c * y_stride + r],
+                                          y_stride);
         }
         if (c == n_cols) continue;
         if (n_cols - c == 1) {

@@ -108,16 +108,21 @@ void run_parallel(const BenchOptions& o, const Model& m, std::shared_ptr<const M
                   KvType kv) {
     auto seqs = parse_int_list(o.parallel, "--parallel");
     if (!seqs.ok()) return fail(seqs.error());
+    for (int ns : *seqs) {
+        if (ns < 1 || ns > 64) {
+            return fail(Error{ErrorCode::kInvalidArgument, fmt::format("--parallel {}: sequence counts are 1..64", ns)});
+        }
+    }
     nlohmann::json out = nlohmann::json::array();
     if (!o.json_out) {
-        std::printf("| model | isa | threads | PP | TG | B | S_PP t/s | S_TG t/s |\n|---|---|---|---|---|---|---|---|\n");
+        std::printf("| model | isa | threads | PP | TG | B | S_PP t/s | S_TG t/s |\n"
+                    "|---|---|---|---|---|---|---|---|\n");
     }
     std::mt19937 rng(1234);
     for (int nt : threads) {
         for (int np : prompts) {
             for (int ng : gens) {
                 for (int ns : *seqs) {
-                    if (ns < 1 || ns > 64) return fail(Error{ErrorCode::kInvalidArgument, fmt::format("--parallel {}: sequence counts are 1..64", ns)});
                     ContextParams cp;
                     cp.n_ctx = std::max(ns * (np + ng) + 16, 16);
                     cp.n_batch = std::min(o.n_batch, cp.n_ctx);
