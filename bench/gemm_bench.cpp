@@ -106,6 +106,33 @@ void BM_gemv(benchmark::State& state, T type) {
     state.SetBytesProcessed(state.iterations() * (int64_t)w.size());
 }
 
+// The GEMV / GEMM crossover of a decode step of arg tokens on one thread: the ffn_up shape of the 1.1B model
+// (5632 x 2048, 6.5 MB at Q4_0: streamed from L3 / memory), through the GEMV (rows in place) or through panels
+// (pack + panel kernel, as matmul's panel path does). items = MACs.
+void BM_decode_step(benchmark::State& state, T type, bool panels) {
+    if (!cpu_has_avx2()) return state.SkipWithError("no AVX2");
+    const int64_t n = 2048, n_out = 5632, n_tok = state.range(0);
+    const GemmKernels& k = *gemm_kernels(type, cpu_isa());
+    const auto w = random_matrix(type, n_out, n);
+    const auto x = random_act(n * n_tok);
+    const size_t ab = k.act_row_bytes(n), rb = row_bytes(type_traits(type), n);
+    std::vector<uint8_t> act(ab * (size_t)n_tok), panel(k.panel_bytes(n));
+    for (int64_t t = 0; t < n_tok; ++t) k.convert_act(x.data() + t * n, act.data() + ab * (size_t)t, n);
+    std::vector<float> y((size_t)(n_out * n_tok));
+    for (auto _ : state) {
+        if (panels) {
+            for (int64_t r = 0; r < n_out; r += k.panel_rows) {
+                k.pack(w.data() + rb * (size_t)r, rb, k.panel_rows, n, panel.data());
+                k.panel(n, panel.data(), k.panel_rows, act.data(), ab, (int)n_tok, y.data() + r, n_out);
+            }
+        } else {
+            k.gemv(n, w.data(), rb, n_out, act.data(), ab, n_tok, y.data(), n_out);
+        }
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetItemsProcessed(state.iterations() * n * n_out * n_tok);
+}
+
 // The TypeTraits path as it was before the GEMM kernels (for comparison): 1x4 dots over tokens.
 void old_matmul(ThreadPool& pool, const MatrixRef& w, const std::vector<uint8_t>& act, size_t act_row, int64_t n_tok,
                 float* y) {
@@ -162,6 +189,13 @@ void BM_matmul(benchmark::State& state, T type, bool old) {
     BENCHMARK_CAPTURE(BM_matmul, NAME##_old, TYPE, true)->Args({2048, 2048, 512, 2})->Args({2048, 5632, 1, 2})->UseRealTime();
 
 LC_KERNEL_BENCH(T::Q4_0, q4_0)
+#define LC_DECODE_BENCH(TYPE, NAME)                                                                                 \
+    BENCHMARK_CAPTURE(BM_decode_step, NAME##_gemv, TYPE, false)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16); \
+    BENCHMARK_CAPTURE(BM_decode_step, NAME##_panel, TYPE, true)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16);
+LC_DECODE_BENCH(T::Q4_0, q4_0)
+LC_DECODE_BENCH(T::Q8_0, q8_0)
+LC_DECODE_BENCH(T::Q4_K, q4_k)
+LC_DECODE_BENCH(T::Q6_K, q6_k)
 // The 52M model's prompt shapes (ffn_up / ffn_down / wq), one and two threads.
 BENCHMARK_CAPTURE(BM_matmul, q4_0_small, T::Q4_0, false)
     ->Args({512, 1536, 512, 1})->Args({1536, 512, 512, 1})->Args({512, 512, 512, 1})

@@ -184,33 +184,38 @@ float gemv_row(int64_t n, const u8* w, const u8* a) {
     return hsum_ps(s);
 }
 
-// The same for two columns at once: the weight block (codes and scale) is loaded and decoded once for both.
-// Each column keeps exactly gemv_row<kQ4, 4>'s accumulators and order, so its result is bit-identical.
-template <bool kQ4>
-void gemv_row_x2(int64_t n, const u8* w, const u8* a0, const u8* a1, float* out0, float* out1) {
+// The same for C columns at once: each weight block (codes and scale) is loaded and decoded once and used for all
+// C columns. Each column keeps exactly gemv_row<kQ4, 4>'s accumulators and order, so its result is bit-identical
+// to a solo run (the server's tokens must not depend on how many slots share a step).
+template <bool kQ4, int C>
+void gemv_row_cols(int64_t n, const u8* w, const u8* act, size_t act_stride, float* y, int64_t y_stride) {
     constexpr int U = 4;
     const int64_t nb = n / 32;
     constexpr size_t kBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc0[U], acc1[U];
-    for (int u = 0; u < U; ++u) acc0[u] = acc1[u] = _mm256_setzero_ps();
-    auto column = [&](const u8* a, int64_t b, __m256i wcodes, __m256i wsign, __m256 dx, __m256& acc) {
-        const __m256i qy = loadu(a + 32 * b);
+    const u8* a[C];
+    __m256 acc[C][U];
+    for (int c = 0; c < C; ++c) {
+        a[c] = act + (size_t)c * act_stride;
+        for (int u = 0; u < U; ++u) acc[c][u] = _mm256_setzero_ps();
+    }
+    auto column = [&](const u8* ac, int64_t b, __m256i wcodes, __m256i wsign, __m256 dx, __m256& acc_cu) {
+        const __m256i qy = loadu(ac + 32 * b);
         __m256i isum;
         if constexpr (kQ4) {
             isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wcodes, qy), ones);
         } else {
             isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wcodes, _mm256_sign_epi8(qy, wsign)), ones);
         }
-        const __m256 dy = _mm256_broadcast_ss(reinterpret_cast<const float*>(a + 32 * nb + 4 * b));
+        const __m256 dy = _mm256_broadcast_ss(reinterpret_cast<const float*>(ac + 32 * nb + 4 * b));
         __m256 t;
         if constexpr (kQ4) {
-            const __m256 m = _mm256_zextps128_ps256(_mm_load_ss(reinterpret_cast<const float*>(a + 40 * nb + 4 * b)));
+            const __m256 m = _mm256_zextps128_ps256(_mm_load_ss(reinterpret_cast<const float*>(ac + 40 * nb + 4 * b)));
             t = _mm256_fmsub_ps(dy, _mm256_cvtepi32_ps(isum), m);
         } else {
             t = _mm256_mul_ps(dy, _mm256_cvtepi32_ps(isum));
         }
-        acc = _mm256_fmadd_ps(dx, t, acc);
+        acc_cu = _mm256_fmadd_ps(dx, t, acc_cu);
     };
     auto step = [&](int64_t b, int u) {
         const u8* blk = w + (size_t)b * kBytes;
@@ -223,37 +228,46 @@ void gemv_row_x2(int64_t n, const u8* w, const u8* a0, const u8* a1, float* out0
             wcodes = _mm256_sign_epi8(wsign, wsign);
         }
         const __m256 dx = _mm256_set1_ps(load_h(blk));
-        column(a0, b, wcodes, wsign, dx, acc0[u]);
-        column(a1, b, wcodes, wsign, dx, acc1[u]);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) column(a[c], b, wcodes, wsign, dx, acc[c][u]);
     };
     int64_t b = 0;
     for (; b + U <= nb; b += U) {
+#pragma GCC unroll 4
         for (int u = 0; u < U; ++u) step(b + u, u);
     }
     for (; b < nb; ++b) step(b, 0);
-    __m256 s0 = acc0[0], s1 = acc1[0];
-    for (int u = 1; u < U; ++u) {
-        s0 = _mm256_add_ps(s0, acc0[u]);
-        s1 = _mm256_add_ps(s1, acc1[u]);
+    for (int c = 0; c < C; ++c) {
+        __m256 s = acc[c][0];
+        for (int u = 1; u < U; ++u) s = _mm256_add_ps(s, acc[c][u]);
+        y[c * y_stride] = hsum_ps(s);
     }
-    *out0 = hsum_ps(s0);
-    *out1 = hsum_ps(s1);
 }
 
 // One row at a time: a single sequential stream per thread is what the hardware prefetchers follow best
 // (measured: interleaving 2 or 4 rows streams 2-3x slower from L3/DRAM); four blocks per step keep four FMA chains
-// in flight. Each row stays in L1 for the next columns.
+// in flight. The columns go in groups of kGemvCols, each group decoding the row's blocks once; the row stays in
+// L1 for the next group.
+constexpr int64_t kGemvCols = 4;
+
 template <bool kQ4>
 void gemv_q8_act(int64_t n, const u8* w, size_t row_bytes, int64_t n_rows, const u8* act, size_t act_stride,
                  int64_t n_cols, float* y, int64_t y_stride) {
+    using RowFn = void (*)(int64_t, const u8*, const u8*, size_t, float*, int64_t);
+    const RowFn rest[kGemvCols] = {nullptr, nullptr, gemv_row_cols<kQ4, 2>, gemv_row_cols<kQ4, 3>};
     for (int64_t r = 0; r < n_rows; ++r) {
         const u8* wr = w + (size_t)r * row_bytes;
         int64_t c = 0;
-        for (; c + 2 <= n_cols; c += 2) {
-            gemv_row_x2<kQ4>(n, wr, act + (size_t)c * act_stride, act + (size_t)(c + 1) * act_stride, &y[c * y_stride + r],
-                             &y[(c + 1) * y_stride + r]);
+        for (; c + kGemvCols <= n_cols; c += kGemvCols) {
+            gemv_row_cols<kQ4, kGemvCols>(n, wr, act + (size_t)c * act_stride, act_stride, &y[c * y_stride + r],
+                                          y_stride);
         }
-        for (; c < n_cols; ++c) y[c * y_stride + r] = gemv_row<kQ4, 4>(n, wr, act + (size_t)c * act_stride);
+        if (c == n_cols) continue;
+        if (n_cols - c == 1) {
+            y[c * y_stride + r] = gemv_row<kQ4, 4>(n, wr, act + (size_t)c * act_stride);
+        } else {
+            rest[n_cols - c](n, wr, act + (size_t)c * act_stride, act_stride, &y[c * y_stride + r], y_stride);
+        }
     }
 }
 

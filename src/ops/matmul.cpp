@@ -10,9 +10,34 @@
 namespace llama_crab {
 namespace {
 
-// Up to this many tokens, the GEMV kernels (rows read in place) beat repacking panels (measured: decode through
-// panels runs at less than half the speed).
-constexpr int64_t kGemvMaxTokens = 3;
+// Up to this many tokens, activations are converted on the calling thread (waking the pool costs more).
+constexpr int64_t kSerialConvertTokens = 3;
+
+// The largest step (tokens) that runs through the GEMV (rows read in place) instead of repacking panels: where the
+// two cost the same, measured with gemm_bench BM_decode_step (one thread, 5632 x 2048 weights, CPU time per step in
+// us, AMD EPYC Zen 4, 2 cores shared with other jobs, load ~9; "->" is the crossover):
+//                 tokens:   1     2     4     8    16
+//   avx512 Q4_0  gemv      317   468   997  2180  4425    panel  474   499   546   730  1224   -> 3
+//   avx512 Q8_0  gemv      316   500   923  2154  5129    panel  773   819   769   950  1444   -> 3
+//   avx512 Q4_K  gemv      239   450   904  1780  3644    panel 1437  1485  1523  1759  2087   -> 8
+//   avx512 Q6_K  gemv      274   538  1079  2264  4247    panel 1418  1418  1434  1543  1944   -> 5
+//   avx2   Q4_0  gemv      321   477  1010  2143  4538    panel  455   583   798  1258  2019   -> 3
+//   avx2   Q8_0  gemv      336   504   897  2086  5097    panel 1013  1232  1415  1998  3091   -> 8
+//   avx2   Q4_K  gemv      243   468   940  1886  3894    panel 1721  1800  1757  1886  2708   -> 8
+//   avx2   Q6_K  gemv      278   565  1110  2206  4251    panel 1645  1730  1674  2164  2827   -> 8
+// The limit sits below the crossover, at 6, where the GEMV is still clearly cheaper (at the crossover the two cost
+// the same, so going further gains nothing). End to end (0.5B Q4_K_M, `bench --parallel`, load ~9-10) the
+// differences drowned in the noise: at N=8, the same code in both builds measured 63 vs 48 and 43 vs 53 tok/s.
+// Never below 3: up to 3 tokens a step (server slots) gives each token the same result as a solo run.
+int64_t gemv_max_tokens(TensorType type, IsaLevel isa) {
+    switch (type) {
+        case TensorType::Q8_0: return isa >= IsaLevel::kAvx512 ? 3 : 6;
+        case TensorType::Q4_K: return 6;
+        case TensorType::Q6_K: return isa >= IsaLevel::kAvx512 ? 5 : 6;
+        default: return 3;
+    }
+}
+
 // Activation rows of one panel task are sized to stay in L2 while the task's panels stream over them; every panel
 // is packed once per chunk, so larger chunks pack less. CPUs with AVX-512 have at least 1 MiB of L2 per core (Zen 4,
 // Skylake-SP and later), the AVX2 ones we target 512 KiB (Zen 2/3).
@@ -194,7 +219,7 @@ void matmul_multi(ThreadPool& pool, const MatmulJob* jobs, int n_jobs, const flo
             if (f.convert != nullptr) f.convert(x + t * x_stride, act_base + f.offset + (size_t)t * f.row_bytes, n_in);
         }
     };
-    if (n_tokens <= kGemvMaxTokens) {
+    if (n_tokens <= kSerialConvertTokens) {
         for (int64_t t = 0; t < n_tokens; ++t) convert_token(t);
     } else {
         pool.parallel_for(n_tokens, [&](int64_t t, int) { convert_token(t); });
@@ -207,7 +232,7 @@ void matmul_multi(ThreadPool& pool, const MatmulJob* jobs, int n_jobs, const flo
         const MatrixRef& w = jobs[j].w;
         JobPlan& p = plans[j];
         const size_t act_row = fmts[p.fmt].row_bytes;
-        if (p.k != nullptr && n_tokens <= kGemvMaxTokens) {
+        if (p.k != nullptr && n_tokens <= gemv_max_tokens(w.traits->type, isa)) {
             p.mode = Mode::kGemv;
             const int64_t min_rows = std::max<int64_t>(4, (int64_t)(kMinGemvTaskBytes / std::max<size_t>(w.row_bytes, 1)));
             int64_t rows = std::max(min_rows, ceil_div(w.n_out, n_threads * kTasksPerThread));

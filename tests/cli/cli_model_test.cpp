@@ -121,6 +121,20 @@ TEST(CliModel, MakeModelThenBenchJson) {
     EXPECT_EQ(bench[0]["n_threads"], 1);
     EXPECT_TRUE(bench[0].contains("stddev_ts"));
     EXPECT_EQ(bench[0]["isa"].get<std::string>(), kernel_isa_name());
+
+    // --parallel: one entry per sequence count, the llama-bench fields plus n_parallel and the prefill speed.
+    const json par = run_json("bench --model " + path + " -p 8 -n 3 -t 1 -r 1 --parallel 1,3 --json");
+    ASSERT_EQ(par.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+        EXPECT_EQ(par[i]["n_parallel"], i == 0 ? 1 : 3);
+        EXPECT_EQ(par[i]["n_prompt"], 8);
+        EXPECT_EQ(par[i]["n_gen"], 3);
+        EXPECT_GT(par[i]["avg_ts"].get<double>(), 0.0);
+        EXPECT_GT(par[i]["pp_avg_ts"].get<double>(), 0.0);
+        EXPECT_EQ(par[i]["samples_ts"].size(), 1u);
+    }
+    EXPECT_NE(testing::run_command(cli + " bench --model " + path + " --parallel 0 2>&1", &out), 0);
+    EXPECT_NE(out.find("1..64"), std::string::npos) << out;
 }
 
 }  // namespace
