@@ -36,6 +36,7 @@ struct LlamaParams {
     bool use_mmap = true;
     KvType kv_type = KvType::kF16;
     int32_t n_seq_max = 1;
+    int32_t n_ctx_embed = 0;      // KV cells of the embeddings context (created by the first embed); 0: n_ctx
     uint32_t seed = kRandomSeed;  // default seed of completions that do not set one
     std::function<bool(float)> progress;  // loading progress 0..1; return false to cancel
 
@@ -47,6 +48,7 @@ struct LlamaParams {
     LlamaParams& with_use_mmap(bool v) { use_mmap = v; return *this; }
     LlamaParams& with_kv_type(KvType v) { kv_type = v; return *this; }
     LlamaParams& with_n_seq_max(int32_t v) { n_seq_max = v; return *this; }
+    LlamaParams& with_n_ctx_embed(int32_t v) { n_ctx_embed = v; return *this; }
     LlamaParams& with_seed(uint32_t v) { seed = v; return *this; }
     LlamaParams& with_progress(std::function<bool(float)> f) { progress = std::move(f); return *this; }
 };
@@ -175,7 +177,7 @@ public:
     // Sentence embeddings: each text is tokenised (BOS added as the model says), run as its own sequence of a
     // separate embeddings context (created on first use; the completion sequence's KV is never touched), and its
     // final-norm hidden states pooled. Several texts share a decode. An input with no tokens, or with more tokens
-    // than n_ctx, is refused with kInvalidArgument naming its index.
+    // than the embeddings context's n_ctx (LlamaParams::n_ctx_embed), is refused with kInvalidArgument naming its index.
     Result<Embeddings> embed(const std::vector<std::string>& texts, const EmbedOptions& options = {});
     Result<Embeddings> embed_tokens(const std::vector<std::vector<Token>>& inputs, const EmbedOptions& options = {});
     // The model's pooling: <arch>.pooling_type, kMean when absent or none; an error for a kind not supported (rank).

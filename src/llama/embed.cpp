@@ -36,7 +36,7 @@ Result<PoolingType> Llama::model_pooling() const {
         case 2: return PoolingType::kCls;
         case 3: return PoolingType::kLast;
         default:
-            return make_error(ErrorCode::kInvalidArgument,
+            return make_error(ErrorCode::kUnsupported,
                               fmt::format("model '{}': {} = {} is not a pooling embed supports (mean 1, cls 2, last 3)",
                                           impl_->model->path(), key, *v));
     }
@@ -60,7 +60,7 @@ Result<Embeddings> Llama::embed_tokens(const std::vector<std::vector<Token>>& in
     } else {
         LC_ASSIGN_OR_RETURN(pooling, model_pooling());
     }
-    const int32_t n_ctx = impl_->params.n_ctx;
+    const int32_t n_ctx = impl_->params.n_ctx_embed > 0 ? impl_->params.n_ctx_embed : impl_->params.n_ctx;
     const int64_t n_vocab = impl_->model->hparams().n_vocab;
     for (size_t i = 0; i < inputs.size(); ++i) {
         if (inputs[i].empty()) return bad(fmt::format("input {} is empty: it has no tokens", i));
