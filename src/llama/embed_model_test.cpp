@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -167,6 +168,59 @@ INSTANTIATE_TEST_SUITE_P(, EmbedRefs,
                              }
                              return s + (info.param.kv_f32 ? "_kvf32" : "_kvf16");
                          });
+
+// A text spanning several micro-batches is pooled over all of its tokens (llama.cpp pools per ubatch; the
+// references keep every text in one, which is what a whole-text pooling must equal).
+TEST(EmbedMicroBatches, TextsLongerThanAMicroBatchPoolOverTheWholeText) {
+    if (!testing::testdata_available()) GTEST_SKIP() << "no test data";
+    std::ifstream in(testing::testdata_path("refs/embeddings/synth-qwen2-f32.kvf32.json"));
+    const json ref = json::parse(in);
+    auto l = Llama::load(LlamaParams(testing::testdata_path(ref["model_file"].get<std::string>()).string())
+                             .with_n_ctx(512)
+                             .with_n_ubatch(7)
+                             .with_n_threads(2)
+                             .with_kv_type(KvType::kF32));
+    ASSERT_TRUE(l.ok()) << l.error().to_string();
+    for (const auto& c : ref["cases"]) {
+        EmbedOptions o;
+        o.pooling = pooling_from(c["pooling"].get<std::string>());
+        auto e = l->embed({c["text"].get<std::string>()}, o);
+        ASSERT_TRUE(e.ok()) << e.error().to_string();
+        EXPECT_EQ(compare(e->vectors[0], c["embedding_l2"], kF32Tol.l2_abs), "") << c["name"] << "/" << c["pooling"];
+    }
+}
+
+// The low level: an embeddings context gives final-norm rows per output entry and no logits; last pooling is the
+// row of the last token.
+TEST(EmbedContext, RowsPerEntryAndNoLogits) {
+    if (!testing::testdata_available()) GTEST_SKIP() << "no test data";
+    auto model = Model::load(testing::testdata_path("models/stories260K.gguf").string());
+    ASSERT_TRUE(model.ok());
+    ContextParams cp;
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    cp.n_seq_max = 2;
+    cp.embeddings = true;
+    cp.pooling = PoolingType::kLast;
+    auto ctx = Context::create(*model, cp);
+    ASSERT_TRUE(ctx.ok());
+    Batch b;
+    b.add_sequence({1, 400, 401, 402}, 0, false);  // output only for the last token of sequence 0
+    b.add_sequence({1, 403}, 1, true);
+    ASSERT_TRUE((*ctx)->decode(b).ok());
+    EXPECT_EQ((*ctx)->n_outputs(), 3);
+    EXPECT_EQ((*ctx)->logits_ith(3), nullptr);
+    EXPECT_EQ((*ctx)->embeddings_ith(0), nullptr);  // asked for no output
+    const float* last0 = (*ctx)->embeddings_ith(3);
+    ASSERT_NE(last0, nullptr);
+    ASSERT_NE((*ctx)->embeddings_seq(0), nullptr);
+    ASSERT_NE((*ctx)->embeddings_seq(1), nullptr);
+    const int64_t n = (*ctx)->n_embd();
+    EXPECT_TRUE(std::equal(last0, last0 + n, (*ctx)->embeddings_seq(0)));
+    EXPECT_TRUE(std::equal((*ctx)->embeddings_ith(-1), (*ctx)->embeddings_ith(-1) + n, (*ctx)->embeddings_seq(1)));
+    EXPECT_FALSE(std::equal(last0, last0 + n, (*ctx)->embeddings_seq(1)));
+    EXPECT_EQ((*ctx)->embeddings_seq(5), nullptr);
+}
 
 class EmbedStories : public ::testing::Test {
 protected:
