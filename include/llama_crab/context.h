@@ -64,6 +64,8 @@ public:
     // the last decode (mean over them, BOS included; last: the largest position; cls: the smallest position);
     // nullptr when the last decode had no output of that sequence. Not normalised.
     const float* embeddings_seq(SeqId seq_id) const;
+    // Changes ContextParams::pooling; it applies from the next decode.
+    void set_pooling(PoolingType pooling) { params_.pooling = pooling; }
     int64_t n_embd() const;
     int64_t n_vocab() const;
 

@@ -75,7 +75,7 @@ Result<Embeddings> Llama::embed_tokens(const std::vector<std::vector<Token>>& in
     }
 
     std::lock_guard<std::mutex> lock(impl_->run_mutex);
-    if (!impl_->embed_ctx || impl_->embed_pooling != pooling) {
+    if (!impl_->embed_ctx) {
         ContextParams cp;
         cp.n_ctx = n_ctx;
         cp.n_batch = n_ctx;
@@ -85,11 +85,10 @@ Result<Embeddings> Llama::embed_tokens(const std::vector<std::vector<Token>>& in
         cp.n_seq_max = kEmbedSeqMax;
         cp.embeddings = true;
         cp.pooling = pooling;
-        impl_->embed_ctx.reset();
         LC_ASSIGN_OR_RETURN(impl_->embed_ctx, Context::create(impl_->model, cp));
-        impl_->embed_pooling = pooling;
     }
     Context& ctx = *impl_->embed_ctx;
+    ctx.set_pooling(pooling);
     const size_t n_embd = (size_t)ctx.n_embd();
 
     Embeddings out;

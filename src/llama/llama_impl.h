@@ -16,7 +16,6 @@ struct Llama::Impl {
     std::shared_ptr<Model> model;
     std::unique_ptr<Context> ctx;
     std::unique_ptr<Context> embed_ctx;   // embeddings only; created on first use (see embed.cpp)
-    PoolingType embed_pooling = PoolingType::kNone;  // embed_ctx's pooling
     std::shared_ptr<const Vocab> vocab;
     std::vector<Token> eog_tokens;    // every end-of-generation token (masked for min_tokens)
     std::vector<Token> kv_tokens;     // what the KV cache holds for sequence 0, in order from position 0

@@ -71,6 +71,7 @@ int64_t Context::n_embd() const { return model_->hparams().n_embd; }
 
 Status Context::decode(const Batch& batch) {
     const size_t n = batch.size();
+    std::fill(pooled_valid_.begin(), pooled_valid_.end(), 0);  // no stale pooled vectors after a refused batch
     auto bad = [](std::string msg) { return make_error(ErrorCode::kInvalidBatch, "decode: " + std::move(msg)); };
     if (n == 0) return bad("the batch is empty");
     if (batch.positions().size() != n || batch.seq_ids().size() != n || batch.want_logits().size() != n) {
