@@ -41,6 +41,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             }
         }
     }
+    EmbeddingRequest e;
+    auto embed_err = parse_embedding_request(body, e);
+    require_clean(embed_err);
+    if (!embed_err) {
+        if (e.inputs.empty() || e.inputs.size() > kMaxEmbedInputs) std::abort();
+        for (const auto& in : e.inputs) {
+            if (in.is_tokens ? in.tokens.empty() : in.text.empty()) std::abort();
+        }
+    }
     TokenizeRequest t;
     require_clean(parse_tokenize_request(body, t));
     DetokenizeRequest d;

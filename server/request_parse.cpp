@@ -156,27 +156,28 @@ MaybeError parse_token_array(const json& arr, const std::string& field, std::vec
     return std::nullopt;
 }
 
-// "prompt": a string, an array of strings, an array of token ids or an array of token-id arrays.
-MaybeError parse_prompts(const Fields& f, std::vector<PromptInput>& out) {
-    const json* p = f.get("prompt");
-    if (!p) return bad_field("prompt", "is required");
+// "prompt" (or "input"): a string, an array of strings, an array of token ids or an array of token-id arrays.
+MaybeError parse_prompts(const Fields& f, std::vector<PromptInput>& out, const char* key = "prompt", size_t max_prompts = kMaxPrompts) {
+    const std::string field = key;
+    const json* p = f.get(key);
+    if (!p) return bad_field(field, "is required");
     if (p->is_string()) {
         out.push_back({p->get<std::string>(), {}, false});
         return std::nullopt;
     }
-    if (!p->is_array()) return wrong_type("prompt", "a string or an array", *p);
-    if (p->empty()) return bad_field("prompt", "is an empty array");
+    if (!p->is_array()) return wrong_type(field, "a string or an array", *p);
+    if (p->empty()) return bad_field(field, "is an empty array");
     if ((*p)[0].is_number()) {
         PromptInput in;
         in.is_tokens = true;
-        LC_CHECK(parse_token_array(*p, "prompt", in.tokens));
+        LC_CHECK(parse_token_array(*p, field, in.tokens));
         out.push_back(std::move(in));
         return std::nullopt;
     }
-    if (p->size() > kMaxPrompts) return bad_field("prompt", fmt::format("has {} prompts; at most {} are allowed", p->size(), kMaxPrompts));
+    if (p->size() > max_prompts) return bad_field(field, fmt::format("has {} prompts; at most {} are allowed", p->size(), max_prompts));
     for (size_t i = 0; i < p->size(); ++i) {
         const json& e = (*p)[i];
-        const std::string name = fmt::format("prompt[{}]", i);
+        const std::string name = fmt::format("{}[{}]", field, i);
         PromptInput in;
         if (e.is_string()) {
             in.text = e.get<std::string>();
@@ -449,6 +450,30 @@ std::optional<ApiError> parse_detokenize_request(std::string_view body, Detokeni
     if (!t) return bad_field("tokens", "is required");
     if (!t->is_array()) return wrong_type("tokens", "an array of token ids", *t);
     return parse_token_array(*t, "tokens", out.tokens);
+}
+
+std::optional<ApiError> parse_embedding_request(std::string_view body, EmbeddingRequest& out) {
+    json j;
+    LC_CHECK(parse_object(body, j));
+    const Fields f(j);
+    LC_CHECK(f.string("model", out.model));
+    if (f.get("dimensions")) {
+        return bad_field("dimensions", "is not supported: the vectors always have the model's embedding size");
+    }
+    std::string format = "float";
+    LC_CHECK(f.string("encoding_format", format));
+    if (format != "float" && format != "base64") {
+        return bad_field("encoding_format", fmt::format("'{}' is not one of float, base64", format));
+    }
+    out.base64 = format == "base64";
+    LC_CHECK(parse_prompts(f, out.inputs, "input", kMaxEmbedInputs));
+    for (size_t i = 0; i < out.inputs.size(); ++i) {
+        const PromptInput& in = out.inputs[i];
+        const std::string name = out.inputs.size() > 1 || j["input"].is_array() ? fmt::format("input[{}]", i) : "input";
+        if (!in.is_tokens && in.text.empty()) return bad_field(name, "is an empty string");
+        if (in.is_tokens && in.tokens.empty()) return bad_field(name, "is an empty token array");
+    }
+    return std::nullopt;
 }
 
 std::optional<ApiError> parse_slot_file_request(std::string_view body, std::string& filename) {

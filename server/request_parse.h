@@ -25,6 +25,7 @@ inline constexpr size_t kMaxStops = 16;
 inline constexpr size_t kMaxStopBytes = 1024;
 inline constexpr int32_t kMaxTopLogprobs = 20;
 inline constexpr size_t kMaxJsonDepth = 64;
+inline constexpr size_t kMaxEmbedInputs = 2048;   // inputs in one embeddings request (OpenAI's limit)
 
 // A prompt as the client gave it: text to tokenise, or token ids.
 struct PromptInput {
@@ -68,6 +69,15 @@ struct DetokenizeRequest {
     std::vector<Token> tokens;
 };
 std::optional<ApiError> parse_detokenize_request(std::string_view body, DetokenizeRequest& out);
+
+// POST /v1/embeddings: "input" a string, an array of strings, an array of token ids or of token-id arrays;
+// "encoding_format" float (default) or base64; "dimensions" is refused (the model's size is the only one).
+struct EmbeddingRequest {
+    std::string model;
+    std::vector<PromptInput> inputs;
+    bool base64 = false;
+};
+std::optional<ApiError> parse_embedding_request(std::string_view body, EmbeddingRequest& out);
 
 // POST /slots/{id}?action=save|restore: {"filename": "..."}.
 std::optional<ApiError> parse_slot_file_request(std::string_view body, std::string& filename);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 
 #include "openai_format.h"
@@ -215,6 +216,75 @@ void handle_generation(RouteContext& rc, ApiKind kind, const httplib::Request& r
     }
 }
 
+// Standard base64 of the vector's bytes as little-endian float32 (what the openai client decodes).
+std::string base64_floats(const std::vector<float>& v) {
+    static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::vector<uint8_t> bytes(v.size() * 4);
+    for (size_t i = 0; i < v.size(); ++i) {
+        uint32_t u;
+        std::memcpy(&u, &v[i], 4);
+        for (int b = 0; b < 4; ++b) bytes[i * 4 + (size_t)b] = (uint8_t)(u >> (8 * b));
+    }
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    for (size_t i = 0; i < bytes.size(); i += 3) {
+        const uint32_t n = (uint32_t)bytes[i] << 16 | (i + 1 < bytes.size() ? (uint32_t)bytes[i + 1] << 8 : 0) |
+                           (i + 2 < bytes.size() ? (uint32_t)bytes[i + 2] : 0);
+        out += kAlphabet[(n >> 18) & 63];
+        out += kAlphabet[(n >> 12) & 63];
+        out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+        out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+    }
+    return out;
+}
+
+// POST /v1/embeddings: parsed and tokenised here, embedded on the worker thread (Worker::embed), pooled as the
+// model says, L2-normalised.
+void handle_embeddings(RouteContext& rc, const httplib::Request& req, httplib::Response& res) {
+    if (!require_ready(rc, res)) return;
+    EmbeddingRequest er;
+    if (auto err = parse_embedding_request(req.body, er)) return send_error(res, *err);
+    const Vocab& vocab = rc.worker.vocab();
+    std::vector<std::vector<Token>> inputs;
+    for (size_t i = 0; i < er.inputs.size(); ++i) {
+        const PromptInput& in = er.inputs[i];
+        inputs.push_back(in.is_tokens ? in.tokens : vocab.tokenize(in.text, true, false));
+        const std::string name = er.inputs.size() > 1 ? fmt::format("input[{}]", i) : "input";
+        for (size_t k = 0; k < inputs.back().size(); ++k) {
+            const Token t = inputs.back()[k];
+            if (t < 0 || t >= rc.worker.n_vocab()) {
+                return send_error(res, bad_field(name, fmt::format("token {} at index {} is out of range [0, {})", t, k, rc.worker.n_vocab())));
+            }
+        }
+        if ((int32_t)inputs.back().size() > rc.worker.n_ctx_slot()) {
+            ApiError e = bad_field(name, fmt::format("has {} tokens but a slot's context holds {}; shorten it or start the server "
+                                                     "with a larger --ctx-size",
+                                                     inputs.back().size(), rc.worker.n_ctx_slot()));
+            e.code = "context_length_exceeded";
+            return send_error(res, e);
+        }
+    }
+    auto out = rc.worker.embed(std::move(inputs));
+    if (!out.ok()) {
+        const bool user = out.error().code == ErrorCode::kInvalidArgument || out.error().code == ErrorCode::kUnsupported;
+        return send_error(res, server_error(user ? 400 : 503, "embeddings: " + out.error().message));
+    }
+    json data = json::array();
+    for (size_t i = 0; i < out->vectors.size(); ++i) {
+        json item = {{"object", "embedding"}, {"index", i}};
+        if (er.base64) {
+            item["embedding"] = base64_floats(out->vectors[i]);
+        } else {
+            item["embedding"] = out->vectors[i];
+        }
+        data.push_back(std::move(item));
+    }
+    send_json(res, {{"object", "list"},
+                    {"data", std::move(data)},
+                    {"model", rc.model_alias},
+                    {"usage", {{"prompt_tokens", out->total_tokens}, {"total_tokens", out->total_tokens}}}});
+}
+
 json model_json(RouteContext& rc) {
     const Model& m = rc.worker.llama().model();
     return {{"id", rc.model_alias},
@@ -239,6 +309,9 @@ void register_openai_routes(HttpServer& http, RouteContext& rc) {
     }
     for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
         http.post(path, [&rc](const httplib::Request& req, httplib::Response& res) { handle_generation(rc, ApiKind::kChat, req, res); });
+    }
+    for (const char* path : {"/v1/embeddings", "/embeddings"}) {
+        http.post(path, [&rc](const httplib::Request& req, httplib::Response& res) { handle_embeddings(rc, req, res); });
     }
     for (const char* path : {"/v1/models", "/models"}) {
         http.get(path, [&rc](const httplib::Request&, httplib::Response& res) {

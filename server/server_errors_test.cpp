@@ -131,7 +131,8 @@ TEST_F(ServerErrorsTest, TableOfBadRequests) {
         {"/slots/0?action=fly", "{}", 400, "action"},
         {"/slots/9?action=erase", "{}", 404, "slot 9"},
         {"/slots/99999999999999999999?action=erase", "{}", 404, "does not exist"},
-        {"/v1/embeddings", "{}", 404, "no endpoint"},
+        {"/v1/embeddings", "{}", 400, "input"},
+        {"/v1/embeddings", R"({"input": "hi", "dimensions": 8})", 400, "dimensions"},
     };
     for (const Case& c : cases) {
         expect_openai_error(http_post(port(), c.path, c.body, kAuth), c.status, c.mentions, std::string(c.path) + " " + c.body.substr(0, 120));

@@ -28,6 +28,8 @@ void Worker::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     for (Command* c : commands_) c->done.set_value({server_error(503, "the server is shutting down"), {}});
     commands_.clear();
+    for (EmbedCommand* c : embed_commands_) c->done.set_value(make_error(ErrorCode::kCancelled, "the server is shutting down"));
+    embed_commands_.clear();
 }
 
 std::string Worker::load_error() const {
@@ -57,6 +59,7 @@ Status Worker::load() {
     p.n_threads = options_.n_threads;
     p.kv_type = options_.kv_type;
     p.n_seq_max = options_.n_slots;
+    p.n_ctx_embed = n_ctx_slot_;  // an embeddings input fits what one slot holds
     p.progress = [this](float) { return !stopping_.load(); };
     LC_ASSIGN_OR_RETURN(Llama llama, Llama::load(p));
     llama_.emplace(std::move(llama));
@@ -110,18 +113,22 @@ void Worker::loop() {
     state_ = State::kReady;
     for (;;) {
         std::deque<Command*> commands;
+        std::deque<EmbedCommand*> embeds;
         {
             std::unique_lock<std::mutex> lock(mutex_);
             // Queued jobs count as work: a slot that finished during the last step can take one now.
             const bool busy = !queue_.empty() || std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.idle(); });
-            cv_.wait(lock, [&] { return stop_ || busy || poked_ || !incoming_.empty() || !commands_.empty(); });
+            cv_.wait(lock, [&] { return stop_ || busy || poked_ || !incoming_.empty() || !commands_.empty() ||
+                                    !embed_commands_.empty(); });
             if (stop_) break;
             for (auto& j : incoming_) queue_.push_back(std::move(j));
             incoming_.clear();
             commands.swap(commands_);
+            embeds.swap(embed_commands_);
             poked_ = false;
         }
         for (Command* c : commands) c->done.set_value(run_slot_action(*c));
+        for (EmbedCommand* c : embeds) c->done.set_value(llama_->embed_tokens(c->inputs));
         drop_cancelled();
         assign_jobs();
         step();
@@ -184,6 +191,20 @@ SlotActionResult Worker::slot_action(int32_t slot_id, SlotAction action, const s
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_) return {server_error(503, "the server is shutting down"), {}};
         commands_.push_back(&cmd);
+    }
+    cv_.notify_all();
+    return done.get();
+}
+
+Result<Embeddings> Worker::embed(std::vector<std::vector<Token>> inputs) {
+    if (state_.load() != State::kReady) return make_error(ErrorCode::kInvalidArgument, "the model is still loading");
+    EmbedCommand cmd;
+    cmd.inputs = std::move(inputs);
+    auto done = cmd.done.get_future();
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) return make_error(ErrorCode::kCancelled, "the server is shutting down");
+        embed_commands_.push_back(&cmd);
     }
     cv_.notify_all();
     return done.get();

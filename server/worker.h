@@ -72,8 +72,16 @@ public:
     // Runs a slot action on the worker thread (between steps) and waits for it. `path` is already confined.
     SlotActionResult slot_action(int32_t slot_id, SlotAction action, const std::string& path);
     std::vector<CacheTierStats> cache_stats() const;
+    // Embeds the inputs (already checked against the vocabulary and n_ctx_slot) on the worker thread, between two
+    // steps, in the Llama's own embeddings context: the slots' KV is never touched. Waits for the result.
+    Result<Embeddings> embed(std::vector<std::vector<Token>> inputs);
 
 private:
+    struct EmbedCommand {
+        std::vector<std::vector<Token>> inputs;
+        std::promise<Result<Embeddings>> done;
+    };
+
     struct Command {
         int32_t slot = 0;
         SlotAction action = SlotAction::kErase;
@@ -126,6 +134,7 @@ private:
     std::condition_variable cv_;
     std::deque<std::shared_ptr<Job>> incoming_;
     std::deque<Command*> commands_;
+    std::deque<EmbedCommand*> embed_commands_;
     int64_t n_waiting_ = 0;  // jobs in incoming_ + queue_, for the queue limit
     bool stop_ = false;
     bool poked_ = false;

@@ -15,6 +15,10 @@ namespace llama_crab {
 
 enum class KvType { kF16, kF32 };
 
+// How per-token embeddings are pooled into one vector per sequence (the values of the GGUF's <arch>.pooling_type).
+enum class PoolingType { kNone = 0, kMean = 1, kCls = 2, kLast = 3 };
+const char* pooling_type_name(PoolingType p);  // "none", "mean", "cls", "last"
+
 struct ContextParams {
     int32_t n_ctx = 512;       // KV cells shared by all sequences
     int32_t n_batch = 512;     // most tokens one decode() call accepts
@@ -22,6 +26,10 @@ struct ContextParams {
     int32_t n_threads = 0;     // 0: all cores
     int32_t n_seq_max = 1;     // sequence ids 0 .. n_seq_max-1 (at most 64)
     KvType kv_type = KvType::kF16;
+    // Embeddings instead of logits: decode keeps, for every entry that asks for output, the final norm's output
+    // (the hidden state before the output projection, which is skipped), and pools them per sequence.
+    bool embeddings = false;
+    PoolingType pooling = PoolingType::kNone;  // kNone: per-token rows only (embeddings_seq gives nullptr)
 };
 
 class KvCache;
@@ -49,6 +57,16 @@ public:
     // Negative i counts from the end of the entries that asked for logits (-1: the last one).
     const float* logits_ith(int32_t i) const;
     int32_t n_outputs() const { return n_outputs_; }
+    // With ContextParams::embeddings: the n_embd floats of the final norm's output for the i-th batch entry of the
+    // last decode (negative i counts from the end of the outputs, as logits_ith); nullptr otherwise.
+    const float* embeddings_ith(int32_t i) const;
+    // With ContextParams::embeddings and a pooling: the pooled n_embd floats of the sequence's output entries in
+    // the last decode (mean over them, BOS included; last: the largest position; cls: the smallest position);
+    // nullptr when the last decode had no output of that sequence. Not normalised.
+    const float* embeddings_seq(SeqId seq_id) const;
+    // Changes ContextParams::pooling; it applies from the next decode.
+    void set_pooling(PoolingType pooling) { params_.pooling = pooling; }
+    int64_t n_embd() const;
     int64_t n_vocab() const;
 
     // KV cache sequence operations. Position ranges are [p0, p1); p0 < 0 means 0, p1 < 0 means infinity.
@@ -107,7 +125,11 @@ private:
     std::unique_ptr<Scratch> scratch_;
 
     std::vector<float> logits_;          // n_outputs_ x n_vocab
-    std::vector<int32_t> output_index_;  // batch entry -> row of logits_, -1 when none
+    std::vector<int32_t> output_index_;  // batch entry -> row of logits_ (or embd_), -1 when none
+    std::vector<float> embd_;            // n_outputs_ x n_embd, with params_.embeddings
+    std::vector<float> pooled_;          // n_seq_max x n_embd
+    std::vector<uint8_t> pooled_valid_;  // per sequence: pooled_ holds its vector from the last decode
+    void pool_embeddings(const Batch& batch);
     int32_t n_outputs_ = 0;
 };
 

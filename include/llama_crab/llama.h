@@ -36,6 +36,7 @@ struct LlamaParams {
     bool use_mmap = true;
     KvType kv_type = KvType::kF16;
     int32_t n_seq_max = 1;
+    int32_t n_ctx_embed = 0;      // KV cells of the embeddings context (created by the first embed); 0: n_ctx
     uint32_t seed = kRandomSeed;  // default seed of completions that do not set one
     std::function<bool(float)> progress;  // loading progress 0..1; return false to cancel
 
@@ -47,6 +48,7 @@ struct LlamaParams {
     LlamaParams& with_use_mmap(bool v) { use_mmap = v; return *this; }
     LlamaParams& with_kv_type(KvType v) { kv_type = v; return *this; }
     LlamaParams& with_n_seq_max(int32_t v) { n_seq_max = v; return *this; }
+    LlamaParams& with_n_ctx_embed(int32_t v) { n_ctx_embed = v; return *this; }
     LlamaParams& with_seed(uint32_t v) { seed = v; return *this; }
     LlamaParams& with_progress(std::function<bool(float)> f) { progress = std::move(f); return *this; }
 };
@@ -127,6 +129,19 @@ struct CompletionChunk {
 enum class StreamAction { Continue, Stop };
 using StreamCallback = std::function<StreamAction(const CompletionChunk&)>;
 
+struct EmbedOptions {
+    // The pooling; nullopt: the model's (<arch>.pooling_type), mean when the file names none.
+    std::optional<PoolingType> pooling;
+    bool normalize = true;  // L2-normalise every vector (llama.cpp's default); false: the raw pooled vector
+};
+
+struct Embeddings {
+    std::vector<std::vector<float>> vectors;  // one per input, n_embd floats each, in input order
+    std::vector<int32_t> n_tokens;            // tokens of each input (BOS included)
+    int32_t total_tokens = 0;
+    PoolingType pooling = PoolingType::kMean;  // the pooling used
+};
+
 struct ChatOptions : CompletionOptions {
     std::optional<std::string> template_name;  // a built-in template instead of the model's own
 };
@@ -163,6 +178,15 @@ public:
     // The same prompt as tokens (special tokens parsed; BOS added when the template did not write it).
     Result<std::vector<Token>> tokenize_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                              const std::optional<std::string>& template_name = std::nullopt) const;
+
+    // Sentence embeddings: each text is tokenised (BOS added as the model says), run as its own sequence of a
+    // separate embeddings context (created on first use; the completion sequence's KV is never touched), and its
+    // final-norm hidden states pooled. Several texts share a decode. An input with no tokens, or with more tokens
+    // than the embeddings context's n_ctx (LlamaParams::n_ctx_embed), is refused with kInvalidArgument naming its index.
+    Result<Embeddings> embed(const std::vector<std::string>& texts, const EmbedOptions& options = {});
+    Result<Embeddings> embed_tokens(const std::vector<std::vector<Token>>& inputs, const EmbedOptions& options = {});
+    // The model's pooling: <arch>.pooling_type, kMean when absent or none; an error for a kind not supported (rank).
+    Result<PoolingType> model_pooling() const;
 
     // Stops the completion another thread is running (it ends with StopReason::Cancelled). Thread-safe.
     void cancel();

@@ -166,6 +166,22 @@ try {
   check(e instanceof OpenAI.BadRequestError && e.status === 400 && String(e.message).includes("temperature"), "a bad request throws BadRequestError naming the field", String(e));
 }
 
+// Embeddings: the client's default asks for base64 and decodes it; float and an explicit base64 must agree.
+const texts = ["Once upon a time", "Lily and Ben went to the park."];
+const embFloat = await client.embeddings.create({ model, input: texts, encoding_format: "float" });
+check(embFloat.object === "list" && embFloat.data.length === 2 && embFloat.data[1].index === 1, "embeddings.create shape", embFloat.data.map((d) => d.index));
+const vec = embFloat.data[0].embedding;
+const norm = Math.sqrt(vec.reduce((a, x) => a + x * x, 0));
+check(Array.isArray(vec) && vec.length > 0 && Math.abs(norm - 1) < 1e-4, "float embeddings are unit vectors", { length: vec.length, norm });
+check(embFloat.usage.prompt_tokens > 0 && embFloat.usage.total_tokens === embFloat.usage.prompt_tokens, "embeddings usage", embFloat.usage);
+const embDefault = await client.embeddings.create({ model, input: texts });
+check(embDefault.data.every((d, i) => d.embedding.length === vec.length && d.embedding.every((x, k) => x === embFloat.data[i].embedding[k])),
+  "default (base64, decoded by the client) embeddings equal float ones", embDefault.data[0].embedding.slice(0, 4));
+const embB64 = await client.embeddings.create({ model, input: texts[0], encoding_format: "base64" });
+const raw = Buffer.from(embB64.data[0].embedding, "base64");
+const decoded = Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4));
+check(decoded.length === vec.length && decoded.every((x, k) => x === vec[k]), "explicit base64 embeddings decode to the float ones", decoded.slice(0, 4));
+
 const wrongKey = new OpenAI({ baseURL: process.env.LLAMA_CRAB_BASE_URL, apiKey: "wrong", maxRetries: 0 });
 try {
   await wrongKey.models.list();

@@ -15,6 +15,7 @@ struct Llama::Impl {
     LlamaParams params{""};
     std::shared_ptr<Model> model;
     std::unique_ptr<Context> ctx;
+    std::unique_ptr<Context> embed_ctx;   // embeddings only; created on first use (see embed.cpp)
     std::shared_ptr<const Vocab> vocab;
     std::vector<Token> eog_tokens;    // every end-of-generation token (masked for min_tokens)
     std::vector<std::string> pieces;  // every token's generated text, built on the first grammar-constrained run

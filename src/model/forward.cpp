@@ -332,9 +332,12 @@ void ffn(Pass& p, const LayerWeights& L, int64_t n) {
 }
 
 // logits = output . output_norm(x) for the output rows, soft-capped when the family says so (gemma2).
+// Embeddings are output_norm(x) itself; the projection runs only when logits are wanted.
 void output(Pass& p) {
     const int64_t n = p.ub.n_out, n_vocab = p.hp.n_vocab;
     norm(p, n, p.w.output_norm);
+    if (p.ub.embd) std::memcpy(p.ub.embd, p.s.xn.data(), (size_t)(n * p.n_embd) * sizeof(float));
+    if (!p.ub.logits) return;
     matmul(p.pool, matrix(p.w.output), p.s.xn.data(), p.n_embd, n, p.ub.logits, n_vocab, p.s.mm);
     const float c = p.hp.final_softcap;
     if (c > 0.0f) {

@@ -60,7 +60,8 @@ struct UbatchView {
     int64_t n;
     const int32_t* out_rows;   // indices (into this ubatch) of tokens whose logits are wanted, ascending
     int64_t n_out;
-    float* logits;             // [n_out][n_vocab]
+    float* logits;             // [n_out][n_vocab]; nullptr: the output projection is skipped
+    float* embd = nullptr;     // [n_out][n_embd]: the final norm's output of the output rows (nullptr: not wanted)
 };
 
 void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardScratch& s, const UbatchView& ub);

@@ -21,6 +21,16 @@ struct Context::Scratch {
     std::vector<int32_t> shift_cells;
 };
 
+const char* pooling_type_name(PoolingType p) {
+    switch (p) {
+        case PoolingType::kNone: return "none";
+        case PoolingType::kMean: return "mean";
+        case PoolingType::kCls: return "cls";
+        case PoolingType::kLast: return "last";
+    }
+    return "?";
+}
+
 Context::Context(std::shared_ptr<const Model> model, const ContextParams& params) : model_(std::move(model)), params_(params) {}
 Context::~Context() = default;
 
@@ -49,13 +59,19 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
     ctx->scratch_->seq_mask.reserve((size_t)p.n_batch);
     ctx->scratch_->cells.reserve((size_t)p.n_batch);
     ctx->output_index_.reserve((size_t)p.n_batch);
+    if (p.embeddings) {
+        ctx->pooled_.resize((size_t)p.n_seq_max * (size_t)hp.n_embd);
+        ctx->pooled_valid_.assign((size_t)p.n_seq_max, 0);
+    }
     return ctx;
 }
 
 int64_t Context::n_vocab() const { return model_->hparams().n_vocab; }
+int64_t Context::n_embd() const { return model_->hparams().n_embd; }
 
 Status Context::decode(const Batch& batch) {
     const size_t n = batch.size();
+    std::fill(pooled_valid_.begin(), pooled_valid_.end(), 0);  // no stale pooled vectors after a refused batch
     auto bad = [](std::string msg) { return make_error(ErrorCode::kInvalidBatch, "decode: " + std::move(msg)); };
     if (n == 0) return bad("the batch is empty");
     if (batch.positions().size() != n || batch.seq_ids().size() != n || batch.want_logits().size() != n) {
@@ -101,12 +117,14 @@ Status Context::decode(const Batch& batch) {
     for (size_t i = 0; i < n; ++i) {
         if (batch.want_logits()[i]) output_index_[i] = n_outputs_++;
     }
-    const size_t need = (size_t)n_outputs_ * (size_t)n_vocab;
-    if (logits_.size() < need) logits_.resize(need);
+    const size_t row = (size_t)(params_.embeddings ? n_embd() : n_vocab);
+    std::vector<float>& out = params_.embeddings ? embd_ : logits_;
+    if (out.size() < (size_t)n_outputs_ * row) out.resize((size_t)n_outputs_ * row);
 
     for (size_t b = 0; b < n; b += (size_t)params_.n_ubatch) {
         LC_TRY(decode_ubatch(batch, b, std::min(n, b + (size_t)params_.n_ubatch)));
     }
+    if (params_.embeddings) pool_embeddings(batch);
     return {};
 }
 
@@ -129,12 +147,71 @@ Status Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
     ub.n = (int64_t)(end - begin);
     ub.out_rows = fs.out_rows.data();
     ub.n_out = (int64_t)fs.out_rows.size();
-    ub.logits = ub.n_out > 0 ? logits_.data() + (size_t)first_output * (size_t)n_vocab() : nullptr;
+    if (params_.embeddings) {
+        ub.logits = nullptr;
+        ub.embd = ub.n_out > 0 ? embd_.data() + (size_t)first_output * (size_t)n_embd() : nullptr;
+    } else {
+        ub.logits = ub.n_out > 0 ? logits_.data() + (size_t)first_output * (size_t)n_vocab() : nullptr;
+    }
     forward_ubatch(*model_, *kv_, *pool_, fs, ub);
     return {};
 }
 
+// Pools the output rows of each sequence over the whole decode (not per micro-batch): mean over the rows (BOS
+// included), last = the row with the largest position (ties: the later entry), cls = the smallest position.
+void Context::pool_embeddings(const Batch& batch) {
+    std::fill(pooled_valid_.begin(), pooled_valid_.end(), 0);
+    if (params_.pooling == PoolingType::kNone) return;
+    const size_t ne = (size_t)n_embd();
+    std::vector<double> sum(ne);
+    for (SeqId s = 0; s < params_.n_seq_max; ++s) {
+        const uint64_t bit = 1ull << s;
+        int32_t count = 0, pick = -1;
+        Pos pick_pos = 0;
+        std::fill(sum.begin(), sum.end(), 0.0);
+        for (size_t i = 0; i < output_index_.size(); ++i) {
+            if (output_index_[i] < 0 || !(scratch_->seq_mask[i] & bit)) continue;
+            const float* e = &embd_[(size_t)output_index_[i] * ne];
+            const Pos pos = batch.positions()[i];
+            ++count;
+            if (params_.pooling == PoolingType::kMean) {
+                for (size_t k = 0; k < ne; ++k) sum[k] += e[k];
+            } else if (pick < 0 || (params_.pooling == PoolingType::kLast ? pos >= pick_pos : pos < pick_pos)) {
+                pick = output_index_[i];
+                pick_pos = pos;
+            }
+        }
+        if (count == 0) continue;
+        float* dst = &pooled_[(size_t)s * ne];
+        if (params_.pooling == PoolingType::kMean) {
+            for (size_t k = 0; k < ne; ++k) dst[k] = (float)(sum[k] / count);
+        } else {
+            std::copy_n(&embd_[(size_t)pick * ne], ne, dst);
+        }
+        pooled_valid_[(size_t)s] = 1;
+    }
+}
+
+const float* Context::embeddings_ith(int32_t i) const {
+    if (!params_.embeddings) return nullptr;
+    const size_t ne = (size_t)n_embd();
+    if (i < 0) {
+        const int32_t row = n_outputs_ + i;
+        return row < 0 ? nullptr : embd_.data() + (size_t)row * ne;
+    }
+    if ((size_t)i >= output_index_.size() || output_index_[(size_t)i] < 0) return nullptr;
+    return embd_.data() + (size_t)output_index_[(size_t)i] * ne;
+}
+
+const float* Context::embeddings_seq(SeqId seq_id) const {
+    if (!params_.embeddings || seq_id < 0 || (size_t)seq_id >= pooled_valid_.size() || !pooled_valid_[(size_t)seq_id]) {
+        return nullptr;
+    }
+    return &pooled_[(size_t)seq_id * (size_t)n_embd()];
+}
+
 const float* Context::logits_ith(int32_t i) const {
+    if (params_.embeddings) return nullptr;
     if (i < 0) {
         const int32_t row = n_outputs_ + i;
         if (row < 0) return nullptr;

@@ -16,6 +16,7 @@ void register_template_commands(CLI::App& app);  // template render (cmd_templat
 void register_complete_command(CLI::App& app);   // complete (cmd_complete.cpp)
 void register_chat_command(CLI::App& app);       // chat (cmd_chat.cpp)
 void register_cache_commands(CLI::App& app);     // cache stats|clear, bench-cache (cmd_cache.cpp, cmd_bench_cache.cpp)
+void register_embed_command(CLI::App& app);      // embed (cmd_embed.cpp)
 void register_serve_command(CLI::App& app);      // serve (cmd_serve.cpp; the server itself is in server/)
 
 }  // namespace llama_crab::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     llama_crab::cli::register_complete_command(app);
     llama_crab::cli::register_chat_command(app);
     llama_crab::cli::register_cache_commands(app);
+    llama_crab::cli::register_embed_command(app);
     llama_crab::cli::register_serve_command(app);
     return llama_crab::cli::run_cli(app, argc, argv);
 }
