@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "gguf/gguf.h"
+#include "gguf/gguf_writer.h"
 #include "llama_crab/context.h"
 #include "llama_crab/model.h"
 #include "model/arch.h"
@@ -158,6 +159,27 @@ TEST(RopeScaling, InfoSaysWhichScalingIsInUse) {
     EXPECT_NE(rope_line(*longrope).find("12 of 16 dims"), std::string::npos) << rope_line(*longrope);
     EXPECT_NE(rope_line(*linear).find("linear scaling"), std::string::npos) << rope_line(*linear);
     EXPECT_FLOAT_EQ(linear->hparams().rope_freq_scale, 0.25f);
+}
+
+// An unknown scaling type is refused by name, with the types we know.
+TEST(RopeScaling, UnknownScalingTypeIsRefusedByName) {
+    testing::TempDir dir;
+    const std::string src = (dir / "src.gguf").string(), bad = (dir / "bad.gguf").string();
+    ASSERT_TRUE(write_random_model(testing::tiny_model_spec(24), src).ok());
+    auto f = GgufFile::open(src);
+    ASSERT_TRUE(f.ok());
+    GgufWriter w;
+    for (const auto& kv : f->metadata()) w.set(std::string(kv.key), GgufWriteValue::from(kv.value));
+    w.set("llama.rope.scaling.type", GgufWriteValue::string("dynamic"));
+    for (const auto& t : f->tensors()) {
+        ASSERT_TRUE(w.add_tensor(std::string(t.name), t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims),
+                                 std::vector<uint8_t>(t.data, t.data + t.n_bytes)).ok());
+    }
+    ASSERT_TRUE(w.write(bad).ok());
+    auto m = Model::load(bad);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().to_string().find("rope scaling type 'dynamic' is not supported (none, linear, yarn, longrope)"), std::string::npos)
+        << m.error().to_string();
 }
 
 std::vector<float> next_logits(const std::shared_ptr<Model>& m, int32_t n_ctx, const std::vector<Token>& tokens, Pos p0, Pos shift,
