@@ -18,6 +18,10 @@ class GgufFile;
 struct ModelWeights;
 
 enum class RopeStyle { kNormal, kNeox };  // adjacent pairs (llama) or split halves (qwen2, "NeoX")
+// How RoPE stretches to a longer context: none, linear (positions / factor), YaRN (a ramp between extrapolated and
+// interpolated frequencies, with a magnitude scale), LongRoPE (Phi-3 128k, Phi-4-mini: per-pair factors, long or
+// short by context size, with an attention factor).
+enum class RopeScaling { kNone, kLinear, kYarn, kLongRope };
 enum class FfnActivation { kSilu, kGeluTanh };  // ffn = down(act(gate) * up)
 
 struct ModelHparams {
@@ -37,6 +41,13 @@ struct ModelHparams {
     RopeStyle rope_style = RopeStyle::kNormal;
     bool tied_output = false;      // logits use token_embd.weight
     bool has_rope_freqs = false;   // llama3-style per-dimension frequency factors
+    RopeScaling rope_scaling = RopeScaling::kNone;
+    float rope_freq_scale_swa = 1.0f;  // freq_scale of the sliding-window layers (gemma3: 1, never scaled)
+    int64_t n_ctx_orig = 0;        // rope.scaling.original_context_length (default n_ctx_train)
+    float yarn_ext_factor = 0.0f;  // YaRN extrapolation mix: 1 for YaRN unless rope.scaling.yarn_ext_factor says otherwise
+    float yarn_beta_fast = 32.0f;  // rope.scaling.yarn_beta_fast
+    float yarn_beta_slow = 1.0f;   // rope.scaling.yarn_beta_slow
+    float rope_attn_factor = 1.0f; // the attn_factor handed to RoPE (llama.cpp's cparams.yarn_attn_factor), scales cos/sin
 
     // The layer as the architecture describes it (src/model/arch.cpp); the forward pass interprets these.
     bool qkv_bias = false;         // Q, K and V biases (qwen2)

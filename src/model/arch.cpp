@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace llama_crab {
@@ -110,6 +111,8 @@ const std::vector<ArchDesc>& arch_table() {
         phi3.fused_gate_up = true;
         phi3.attn_scale_on_q = true;
         phi3.globals = llama_globals();
+        phi3.globals.push_back({"rope_factors_long.weight", &ModelWeights::rope_long, Dim::kRotHalf, 1, Dim::kEmbd, true});
+        phi3.globals.push_back({"rope_factors_short.weight", &ModelWeights::rope_short, Dim::kRotHalf, 1, Dim::kEmbd, true});
         phi3.layer = {
             norm("attn_norm.weight", &LayerWeights::attn_norm),
             matrix("attn_qkv.weight", &LayerWeights::wqkv, Dim::kEmbd, Dim::kQkv),
@@ -206,6 +209,43 @@ struct KeyReader {
     }
 };
 
+// RoPE scaling, resolved as llama.cpp resolves it into the context's parameters (llama-model.cpp, llama-context.cpp):
+// the type defaults to linear; freq_scale = 1/factor (1 for type none); YaRN's ext_factor defaults to 1; with
+// ext_factor != 0 the attention factor becomes get_mscale(factor) / (1 + 0.1 ln factor), since the RoPE op itself
+// multiplies by (1 + 0.1 ln factor) again; rope.scaling.attn_factor (Phi-3 LongRoPE, written by the converter)
+// multiplies it in every case.
+void read_rope_scaling(const GgufFile& file, KeyReader& keys, ModelHparams& hp) {
+    std::string type = "linear";
+    auto type_key = file.get_string(keys.prefix + "rope.scaling.type");
+    if (type_key.ok() && type_key.value()) type = *type_key.value();
+    float factor = 0.0f, ext_factor = -1.0f, attn_factor = 1.0f, attn_mult = 1.0f;
+    keys.opt_float("rope.scaling.factor", factor, 0.0, 1e6);
+    hp.n_ctx_orig = hp.n_ctx_train;
+    keys.opt_int("rope.scaling.original_context_length", hp.n_ctx_orig, 1, 1ll << 31);
+    keys.opt_float("rope.scaling.yarn_ext_factor", ext_factor, -1.0, 1e3);
+    keys.opt_float("rope.scaling.yarn_attn_factor", attn_factor, 0.0, 1e3);
+    keys.opt_float("rope.scaling.yarn_beta_fast", hp.yarn_beta_fast, 0.0, 1e6);
+    keys.opt_float("rope.scaling.yarn_beta_slow", hp.yarn_beta_slow, 0.0, 1e6);
+    keys.opt_float("rope.scaling.attn_factor", attn_mult, 0.0, 1e3);
+    hp.rope_freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+    if (type == "none") {
+        hp.rope_freq_scale = 1.0f;
+    } else if (type == "yarn") {
+        hp.rope_scaling = RopeScaling::kYarn;
+    } else if (type == "linear" || type == "longrope") {
+        hp.rope_scaling = hp.rope_freq_scale != 1.0f ? RopeScaling::kLinear : RopeScaling::kNone;
+    } else {
+        keys.problems.push_back(fmt::format("rope scaling type '{}' is not supported (none, linear, yarn, longrope)", type));
+    }
+    hp.yarn_ext_factor = ext_factor >= 0.0f ? ext_factor : hp.rope_scaling == RopeScaling::kYarn ? 1.0f : 0.0f;
+    if (hp.yarn_ext_factor != 0.0f) {
+        const float f = 1.0f / hp.rope_freq_scale;
+        attn_factor = f <= 1.0f ? 1.0f : 0.1f * std::log(f) + 1.0f;
+        attn_factor *= 1.0f / (1.0f + 0.1f * std::log(f));
+    }
+    hp.rope_attn_factor = attn_factor * attn_mult;
+}
+
 // The layer description into the hparams, then the family's own keys (which may override its defaults).
 void resolve_layer(const ArchDesc& arch, KeyReader& keys, ModelHparams& hp) {
     hp.qkv_bias = arch.qkv_bias;
@@ -219,6 +259,7 @@ void resolve_layer(const ArchDesc& arch, KeyReader& keys, ModelHparams& hp) {
     hp.final_softcap = arch.softcap ? 30.0f : 0.0f;
     hp.swa_period = arch.swa_period;
     hp.rope_freq_base_swa = arch.swa_own_rope_base ? 10000.0f : hp.rope_freq_base;
+    hp.rope_freq_scale_swa = arch.swa_own_rope_base ? 1.0f : hp.rope_freq_scale;  // llama.cpp: gemma3's local layers are never scaled
     for (const KeySpec& k : arch.keys) {
         if (k.int_field != nullptr) {
             keys.opt_int(k.suffix, hp.*(k.int_field), (int64_t)k.lo, (int64_t)k.hi);
@@ -263,15 +304,7 @@ Result<ModelHparams> read_hparams(const GgufFile& file, const ArchDesc& arch) {
     hp.n_rot = hp.head_dim;
     keys.opt_int("rope.dimension_count", hp.n_rot, 2, hp.head_dim);
 
-    auto scaling_type = file.get_string(keys.prefix + "rope.scaling.type");
-    float scaling_factor = 0.0f;
-    keys.opt_float("rope.scaling.factor", scaling_factor, 0.0, 1e6);
-    if (scaling_type.ok() && scaling_type.value() && *scaling_type.value() != "none" && *scaling_type.value() != "linear") {
-        keys.problems.push_back(fmt::format("rope scaling type '{}' is not supported (none, linear)", *scaling_type.value()));
-    }
-    if (scaling_factor > 0.0f && (!scaling_type.ok() || !scaling_type.value() || *scaling_type.value() == "linear")) {
-        hp.rope_freq_scale = 1.0f / scaling_factor;
-    }
+    read_rope_scaling(file, keys, hp);
     if (hp.n_head % hp.n_head_kv != 0) {
         keys.problems.push_back(fmt::format("head_count {} is not a multiple of head_count_kv {}", hp.n_head, hp.n_head_kv));
     }
@@ -326,8 +359,9 @@ Result<ModelWeights> bind_weights(const GgufFile& file, const ArchDesc& arch, Mo
     };
 
     for (const char* name : {"rope_factors_long.weight", "rope_factors_short.weight"}) {
-        if (file.find_tensor(name) != nullptr) {
-            problems.push_back(fmt::format("tensor '{}': LongRoPE factors (Phi-3 128k, Phi-4-mini) are not supported yet", name));
+        const bool declared = std::any_of(arch.globals.begin(), arch.globals.end(), [&](const GlobalTensorSpec& g) { return std::string(g.name) == name; });
+        if (!declared && file.find_tensor(name) != nullptr) {
+            problems.push_back(fmt::format("tensor '{}': LongRoPE factors are read for phi3 only, not {}", name, arch.name));
         }
     }
     for (const auto& g : arch.globals) bind(g.name, w.*(g.field), g.d0, g.n_dims, g.d1, g.optional);
@@ -364,6 +398,7 @@ Result<ModelWeights> bind_weights(const GgufFile& file, const ArchDesc& arch, Mo
         hp.tied_output = true;
     }
     hp.has_rope_freqs = w.rope_freqs.present();
+    if (w.rope_long.present() || w.rope_short.present()) hp.rope_scaling = RopeScaling::kLongRope;
     return w;
 }
 
@@ -393,7 +428,20 @@ std::vector<std::string> describe_layer(const ModelHparams& hp) {
     if (hp.n_swa > 0 && hp.swa_period > 0 && hp.rope_freq_base_swa != hp.rope_freq_base) {
         rope += fmt::format(" ({:g} on sliding-window layers)", hp.rope_freq_base_swa);
     }
-    if (hp.rope_freq_scale != 1.0f) rope += fmt::format(", linear scale {:g}", hp.rope_freq_scale);
+    switch (hp.rope_scaling) {
+        case RopeScaling::kNone: break;
+        case RopeScaling::kLinear: rope += fmt::format(", linear scaling (positions x {:g})", hp.rope_freq_scale); break;
+        case RopeScaling::kYarn:
+            rope += fmt::format(", YaRN scaling x{:g} from {} positions (beta_fast {:g}, beta_slow {:g}, ext_factor {:g})",
+                                1.0f / hp.rope_freq_scale, hp.n_ctx_orig, hp.yarn_beta_fast, hp.yarn_beta_slow, hp.yarn_ext_factor);
+            break;
+        case RopeScaling::kLongRope:
+            rope += fmt::format(", LongRoPE (long factors beyond {} positions, else short)", hp.n_ctx_orig);
+            break;
+    }
+    // The magnitude the RoPE op gives cos/sin: attn_factor, times YaRN's (1 + 0.1 ln factor).
+    const float mscale = hp.rope_attn_factor * (hp.yarn_ext_factor != 0.0f ? 1.0f + 0.1f * std::log(1.0f / hp.rope_freq_scale) : 1.0f);
+    if (std::fabs(mscale - 1.0f) > 1e-6f) rope += fmt::format(", cos/sin scaled by {:.6g}", mscale);
     if (hp.has_rope_freqs) rope += ", per-dimension frequency factors (rope_freqs)";
     out.push_back(rope);
     out.push_back(fmt::format("FFN: {}(gate) * up, {} gate+up, {} wide", hp.ffn_act == FfnActivation::kSilu ? "SiLU" : "GELU_tanh",

@@ -47,7 +47,7 @@ ForwardScratch::ForwardScratch(const ModelHparams& hp, int32_t n_ub, int32_t n_c
     gate.resize(n * (size_t)hp.n_ff);
     up.resize(n * (size_t)hp.n_ff);
     rope.resize(n * (size_t)hp.n_rot);
-    if (hp.n_swa > 0 && hp.rope_freq_base_swa != hp.rope_freq_base) rope_swa.resize(n * (size_t)hp.n_rot);
+    if (swa_rope_differs(hp)) rope_swa.resize(n * (size_t)hp.n_rot);
     attention.resize((size_t)n_threads);
     for (auto& a : attention) {
         a.cells.resize((size_t)n_ctx);
@@ -97,18 +97,17 @@ void embed(Pass& p) {
     });
 }
 
-// RoPE cos/sin tables, one per token, shared by every head: rope for the global base, rope_swa for the base of
-// the sliding-window layers when it differs.
+// RoPE cos/sin tables, one per token, shared by every head: rope for the global layers, rope_swa for the
+// sliding-window layers when their base or scale differs.
 void rope_tables(Pass& p) {
     const ModelHparams& hp = p.hp;
-    const float* freq_factors = p.w.rope_freqs.present() ? p.w.rope_freqs.f32() : nullptr;
-    const bool swa_base = hp.n_swa > 0 && hp.rope_freq_base_swa != hp.rope_freq_base;
+    const RopeParams global = layer_rope_params(hp, p.w, false, p.kv.n_cells());
+    const RopeParams local = layer_rope_params(hp, p.w, true, p.kv.n_cells());
+    const bool swa = swa_rope_differs(hp);
     for (int64_t t = 0; t < p.ub.n; ++t) {
         const size_t off = (size_t)(t * hp.n_rot);
-        rope_cache((float)p.ub.pos[t], hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, freq_factors, &p.s.rope[off]);
-        if (swa_base) {
-            rope_cache((float)p.ub.pos[t], hp.n_rot, hp.rope_freq_base_swa, hp.rope_freq_scale, freq_factors, &p.s.rope_swa[off]);
-        }
+        rope_cache((float)p.ub.pos[t], global, &p.s.rope[off]);
+        if (swa) rope_cache((float)p.ub.pos[t], local, &p.s.rope_swa[off]);
     }
 }
 
@@ -347,6 +346,32 @@ void output(Pass& p) {
 
 }  // namespace
 
+bool swa_rope_differs(const ModelHparams& hp) {
+    return hp.n_swa > 0 && hp.swa_period > 0 &&
+           (hp.rope_freq_base_swa != hp.rope_freq_base || hp.rope_freq_scale_swa != hp.rope_freq_scale);
+}
+
+const float* rope_freq_factors(const ModelHparams& hp, const ModelWeights& w, int32_t n_ctx) {
+    if (w.rope_freqs.present()) return w.rope_freqs.f32();
+    if (!w.rope_long.present() && !w.rope_short.present()) return nullptr;
+    // llama.cpp pads the context to a multiple of 256, then takes the long factors past the original context.
+    const int64_t n_ctx_padded = (n_ctx + 255) / 256 * 256;
+    const WeightTensor& f = n_ctx_padded > hp.n_ctx_orig ? w.rope_long : w.rope_short;
+    return f.present() ? f.f32() : nullptr;
+}
+
+RopeParams layer_rope_params(const ModelHparams& hp, const ModelWeights& w, bool swa_layer, int32_t n_ctx) {
+    RopeParams rp;
+    rp.n_rot = hp.n_rot;
+    rp.freq_base = swa_layer ? hp.rope_freq_base_swa : hp.rope_freq_base;
+    rp.freq_scale = swa_layer ? hp.rope_freq_scale_swa : hp.rope_freq_scale;
+    rp.freq_factors = rope_freq_factors(hp, w, n_ctx);
+    rp.ext_factor = hp.yarn_ext_factor;
+    rp.attn_factor = hp.rope_attn_factor;
+    rope_yarn_corr_dims(hp.n_rot, hp.n_ctx_orig, rp.freq_base, hp.yarn_beta_fast, hp.yarn_beta_slow, &rp.corr_low, &rp.corr_high);
+    return rp;
+}
+
 void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardScratch& s, const UbatchView& ub) {
     const ModelHparams& hp = model.hparams();
     Pass p{hp, model.weights(), kv, pool, s, ub};
@@ -380,11 +405,11 @@ void rotate_cached_k(const Model& model, KvCache& kv, ThreadPool& pool, const st
     const int64_t n_kv = hp.n_embd_kv(), hd = hp.head_dim;
     const bool neox = hp.rope_style == RopeStyle::kNeox;
     const ModelWeights& w = model.weights();
-    const float* freq_factors = w.rope_freqs.present() ? w.rope_freqs.f32() : nullptr;
-    // One table per RoPE base: sliding-window layers may rotate with their own.
+    // One table per layer kind (sliding-window layers may rotate with their own base and scale). A pure rotation
+    // by delta: the angles are linear in the position, and K already carries the magnitude scale.
     std::vector<float> cache((size_t)hp.n_rot), cache_swa((size_t)hp.n_rot);
-    rope_cache((float)delta, hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, freq_factors, cache.data());
-    rope_cache((float)delta, hp.n_rot, hp.rope_freq_base_swa, hp.rope_freq_scale, freq_factors, cache_swa.data());
+    rope_cache((float)delta, layer_rope_params(hp, w, false, kv.n_cells()), cache.data(), true);
+    rope_cache((float)delta, layer_rope_params(hp, w, true, kv.n_cells()), cache_swa.data(), true);
     const TypeTraits& f16 = type_traits(TensorType::F16);
     pool.parallel_for((int64_t)cells.size(), [&](int64_t i, int) {
         std::vector<float> row((size_t)n_kv);

@@ -9,6 +9,7 @@
 #include "llama_crab/model.h"
 #include "model/weights.h"
 #include "ops/matmul.h"
+#include "ops/vec_ops.h"
 
 namespace llama_crab {
 
@@ -63,6 +64,12 @@ struct UbatchView {
     float* logits;             // [n_out][n_vocab]; nullptr: the output projection is skipped
     float* embd = nullptr;     // [n_out][n_embd]: the final norm's output of the output rows (nullptr: not wanted)
 };
+
+// RoPE of a layer kind (sliding-window or not) in a context of n_ctx cells: base, scale, YaRN, and the frequency
+// factors (rope_freqs, or Phi-3's LongRoPE long/short factors chosen by the context size as llama.cpp chooses).
+RopeParams layer_rope_params(const ModelHparams& hp, const ModelWeights& w, bool swa_layer, int32_t n_ctx);
+const float* rope_freq_factors(const ModelHparams& hp, const ModelWeights& w, int32_t n_ctx);
+bool swa_rope_differs(const ModelHparams& hp);  // sliding-window layers need their own table
 
 void forward_ubatch(const Model& model, KvCache& kv, ThreadPool& pool, ForwardScratch& s, const UbatchView& ub);
 

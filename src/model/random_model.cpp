@@ -121,7 +121,42 @@ Status check_spec(const RandomModelSpec& spec) {
     if (spec.head_dim > 0 && (spec.arch == "llama" || spec.arch == "qwen2" || spec.arch == "phi3") && spec.head_dim != spec.n_embd / spec.n_head) {
         return make_error(ErrorCode::kInvalidArgument, fmt::format("make-model: --head-dim is for qwen3 and gemma, not {}", spec.arch));
     }
+    const int64_t n_rot = spec.n_rot > 0 ? spec.n_rot : head_dim_of(spec);
+    if (n_rot % 2 != 0 || n_rot > head_dim_of(spec)) {
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("make-model: --n-rot {} must be even and at most the head size {}", n_rot,
+                                                                   head_dim_of(spec)));
+    }
+    const std::string& r = spec.rope_scaling;
+    if (!r.empty() && r != "linear" && r != "yarn" && r != "longrope") {
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("make-model: --rope-scaling '{}' (linear, yarn, longrope)", r));
+    }
+    if (r == "longrope" && spec.arch != "phi3") return make_error(ErrorCode::kInvalidArgument, "make-model: longrope is for phi3");
+    if (!r.empty() && !(spec.rope_scaling_factor > 1.0f)) {
+        return make_error(ErrorCode::kInvalidArgument, "make-model: --rope-factor must be > 1");
+    }
     return {};
+}
+
+int64_t ctx_orig_of(const RandomModelSpec& spec) {
+    if (spec.n_ctx_orig > 0) return spec.n_ctx_orig;
+    return std::max<int64_t>(1, (int64_t)((float)spec.n_ctx_train / spec.rope_scaling_factor));
+}
+
+// RoPE scaling keys as llama.cpp's converter writes them. LongRoPE (Phi-3 128k): no type key, the attention factor
+// sqrt(1 + ln(scale) / ln(original context)) with scale = context_length / original_context_length.
+void set_rope_scaling_keys(const RandomModelSpec& spec, GgufWriter& w) {
+    const std::string a = spec.arch + ".";
+    if (spec.rope_scaling.empty()) return;
+    const int64_t orig = ctx_orig_of(spec);
+    if (spec.rope_scaling == "longrope") {
+        const double scale = (double)spec.n_ctx_train / (double)orig;
+        const double attn = scale > 1.0 ? std::sqrt(1.0 + std::log(scale) / std::log((double)orig)) : 1.0;
+        w.set(a + "rope.scaling.attn_factor", GgufWriteValue::f32((float)attn));
+    } else {
+        w.set(a + "rope.scaling.type", GgufWriteValue::string(spec.rope_scaling));
+        w.set(a + "rope.scaling.factor", GgufWriteValue::f32(spec.rope_scaling_factor));
+    }
+    if (spec.rope_scaling != "linear") w.set(a + "rope.scaling.original_context_length", GgufWriteValue::u32((uint32_t)orig));
 }
 
 // The family's hparams keys beyond the common ones.
@@ -141,7 +176,10 @@ void set_family_keys(const RandomModelSpec& spec, GgufWriter& w) {
         w.set(a + "attn_logit_softcapping", GgufWriteValue::f32(50.0f));
         w.set(a + "final_logit_softcapping", GgufWriteValue::f32(30.0f));
     }
-    if (spec.arch == "phi3") w.set(a + "rope.dimension_count", GgufWriteValue::u32((uint32_t)hd));
+    if (spec.arch == "phi3" || spec.n_rot > 0) {
+        w.set(a + "rope.dimension_count", GgufWriteValue::u32((uint32_t)(spec.n_rot > 0 ? spec.n_rot : hd)));
+    }
+    set_rope_scaling_keys(spec, w);
 }
 
 // The tensors of one layer, in the order the family's converter writes them.
@@ -238,6 +276,12 @@ Status write_random_model(const RandomModelSpec& spec, const std::string& path) 
     plan.push_back({"token_embd.weight", n, n_vocab, tied ? 0.02f : 1.0f, 0.0f, true, &wt});
     plan.push_back({"output_norm.weight", n, 1, 0.1f, tied ? 25.0f : 1.0f, false, nullptr});
     if (!tied) plan.push_back({"output.weight", n, n_vocab, 8.0f / std::sqrt((float)n), 0.0f, true, &ot});
+    if (spec.rope_scaling == "longrope") {
+        // Per-pair factors: short ones near 1, long ones growing to about the scale for the low frequencies.
+        const int64_t half = (spec.n_rot > 0 ? spec.n_rot : head_dim_of(spec)) / 2;
+        plan.push_back({"rope_factors_long.weight", half, 1, 0.05f, 0.5f * (1.0f + spec.rope_scaling_factor), false, nullptr});
+        plan.push_back({"rope_factors_short.weight", half, 1, 0.05f, 1.05f, false, nullptr});
+    }
     for (int64_t l = 0; l < spec.n_layer; ++l) plan_layer(spec, l, &wt, plan);
 
     int n_threads = spec.n_threads > 0 ? spec.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());

@@ -27,6 +27,10 @@ struct RandomModelSpec {
     bool output_type_set = false;
     bool tied_output = false;        // qwen2, qwen3, gemma2 and gemma3: always tied
     float rope_freq_base = 10000.0f;
+    int64_t n_rot = 0;               // rope.dimension_count when > 0 (partial rotary, e.g. Phi-4-mini); else head_dim
+    std::string rope_scaling;        // "" | linear | yarn | longrope (phi3: rope_factors_long/short tensors)
+    float rope_scaling_factor = 4.0f;  // linear/yarn factor; longrope: context_length / original_context_length
+    int64_t n_ctx_orig = 0;          // rope.scaling.original_context_length (0: n_ctx_train / factor for yarn, longrope)
     uint64_t seed = 1;
     std::string vocab_from;          // GGUF file whose tokenizer.* metadata is copied; empty: built-in vocab
     int n_threads = 0;               // 0: all cores

@@ -56,6 +56,8 @@ struct ModelWeights {
     WeightTensor output_norm;  // [n_embd] F32
     WeightTensor output;       // [n_embd] -> [n_vocab]; token_embd when tied
     WeightTensor rope_freqs;   // [n_rot / 2] F32 frequency factors (llama3), optional
+    WeightTensor rope_long;    // [n_rot / 2] F32 LongRoPE factors for contexts > n_ctx_orig (phi3), optional
+    WeightTensor rope_short;   // [n_rot / 2] F32 LongRoPE factors otherwise (phi3), optional
     std::vector<LayerWeights> layers;
 };
 

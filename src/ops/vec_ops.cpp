@@ -1,5 +1,6 @@
 #include "ops/vec_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -91,14 +92,35 @@ void axpy_f32(int64_t n, float a, const float* v, float* acc) {
     for (int64_t i = 0; i < n; ++i) acc[i] += a * v[i];
 }
 
-void rope_cache(float pos, int64_t n_rot, float freq_base, float freq_scale, const float* freq_factors, float* cache) {
-    const float theta_scale = std::pow(freq_base, -2.0f / (float)n_rot);
+constexpr float kPi = 3.14159265358979323846f;
+
+void rope_yarn_corr_dims(int64_t n_rot, int64_t n_ctx_orig, float freq_base, float beta_fast, float beta_slow, float* low,
+                         float* high) {
+    // The pair index whose wavelength makes n_turns turns over n_ctx_orig positions.
+    auto corr_dim = [&](float n_turns) {
+        return (float)n_rot * std::log((float)n_ctx_orig / (n_turns * 2.0f * kPi)) / (2.0f * std::log(freq_base));
+    };
+    *low = std::max(0.0f, std::floor(corr_dim(beta_fast)));
+    *high = std::min((float)(n_rot - 1), std::ceil(corr_dim(beta_slow)));
+}
+
+void rope_cache(float pos, const RopeParams& rp, float* cache, bool rotation_only) {
+    const float theta_scale = std::pow(rp.freq_base, -2.0f / (float)rp.n_rot);
+    const bool yarn = rp.ext_factor != 0.0f;
+    float mscale = rotation_only ? 1.0f : rp.attn_factor;
+    if (yarn && !rotation_only) mscale *= 1.0f + 0.1f * std::log(1.0f / rp.freq_scale);
     float theta = pos;
-    for (int64_t i0 = 0; i0 < n_rot; i0 += 2) {
-        const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
-        const float t = freq_scale * (theta / ff);
-        cache[i0] = std::cos(t);
-        cache[i0 + 1] = std::sin(t);
+    for (int64_t i0 = 0; i0 < rp.n_rot; i0 += 2) {
+        const float ff = rp.freq_factors ? rp.freq_factors[i0 / 2] : 1.0f;
+        const float extrap = theta / ff;
+        float t = rp.freq_scale * extrap;
+        if (yarn) {
+            const float y = ((float)(i0 / 2) - rp.corr_low) / std::max(0.001f, rp.corr_high - rp.corr_low);
+            const float mix = (1.0f - std::min(1.0f, std::max(0.0f, y))) * rp.ext_factor;
+            t = t * (1.0f - mix) + extrap * mix;
+        }
+        cache[i0] = std::cos(t) * mscale;
+        cache[i0 + 1] = std::sin(t) * mscale;
         theta *= theta_scale;
     }
 }

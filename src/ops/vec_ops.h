@@ -30,9 +30,31 @@ void softmax_inplace(float* x, int64_t n);
 void axpy_f16(int64_t n, float a, const fp16_t* v, float* acc);
 void axpy_f32(int64_t n, float a, const float* v, float* acc);
 
-// RoPE: the cos/sin table of one position, computed the ggml way (theta advanced by repeated float
-// multiplication). cache has n_rot floats: cache[2i] = cos, cache[2i+1] = sin of pair i.
-void rope_cache(float pos, int64_t n_rot, float freq_base, float freq_scale, const float* freq_factors, float* cache);
+// RoPE as ggml computes it, with YaRN (ext_factor != 0) and frequency factors. For pair i (dims i0 = 2i):
+//   theta_extrap = pos * base^(-i0/n_rot) / freq_factors[i]    (theta advanced by repeated float multiplication)
+//   theta_interp = freq_scale * theta_extrap                   (linear interpolation, freq_scale = 1/factor)
+//   YaRN: ramp = 1 - clamp((i - corr_low) / max(0.001, corr_high - corr_low), 0, 1), mix = ramp * ext_factor,
+//         theta = theta_interp * (1 - mix) + theta_extrap * mix, mscale = attn_factor * (1 + 0.1 ln(1/freq_scale))
+//   cache[2i] = cos(theta) * mscale, cache[2i + 1] = sin(theta) * mscale (mscale = attn_factor without YaRN).
+struct RopeParams {
+    int64_t n_rot = 0;
+    float freq_base = 10000.0f;
+    float freq_scale = 1.0f;
+    const float* freq_factors = nullptr;  // [n_rot / 2] or null
+    float ext_factor = 0.0f;              // YaRN extrapolation mix (0: off)
+    float attn_factor = 1.0f;             // scales cos and sin
+    float corr_low = 0.0f, corr_high = 0.0f;  // YaRN ramp between these pair indices
+};
+
+// ggml_rope_yarn_corr_dims: the pair indices where the rotations over n_ctx_orig positions cross beta_fast and
+// beta_slow turns, floored/ceiled and clamped to [0, n_rot - 1].
+void rope_yarn_corr_dims(int64_t n_rot, int64_t n_ctx_orig, float freq_base, float beta_fast, float beta_slow, float* low,
+                         float* high);
+
+// The cos/sin table of one position: cache has n_rot floats, cache[2i] = cos, cache[2i+1] = sin of pair i.
+// rotation_only leaves out the magnitude scale (cos/sin of the same angles with mscale 1): re-rotating cached K by
+// a position delta must not scale it a second time.
+void rope_cache(float pos, const RopeParams& rp, float* cache, bool rotation_only = false);
 // Rotates the first n_rot dims of one head vector in place. neox: pairs (i, i + n_rot/2); else (2i, 2i+1).
 void rope_apply(float* x, int64_t n_rot, bool neox, const float* cache);
 

@@ -28,6 +28,10 @@ void register_make_model_command(CLI::App& app) {
     cmd->add_option("--n-swa", o->spec.n_swa, "sliding window of gemma's local layers (default: gemma3 512, gemma2 4096)");
     cmd->add_option("--n-vocab", o->spec.n_vocab, "vocabulary size (default: the vocabulary's)");
     cmd->add_option("--ctx-train", o->spec.n_ctx_train, "trained context length")->default_val(2048);
+    cmd->add_option("--n-rot", o->spec.n_rot, "rotary dimensions when fewer than the head size (phi3: Phi-4-mini)");
+    cmd->add_option("--rope-scaling", o->spec.rope_scaling, "linear, yarn, or longrope (phi3: long/short factor tensors)");
+    cmd->add_option("--rope-factor", o->spec.rope_scaling_factor, "RoPE scaling factor (longrope: context / original context)")->default_val(4.0f);
+    cmd->add_option("--ctx-orig", o->spec.n_ctx_orig, "rope.scaling.original_context_length (default: --ctx-train / --rope-factor)");
     cmd->add_option("--vocab-from", o->spec.vocab_from, "copy the tokenizer of this GGUF file");
     cmd->add_option("--type", o->type, "weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k, or q4_k_m")->default_val("f32");
     cmd->add_option("--output-type", o->output_type, "type of output.weight (default: --type; q6_k for q4_k_m)");

@@ -85,7 +85,13 @@ void run_info(const std::string& path, bool json_out) {
                     {"ffn_activation", hp.ffn_act == FfnActivation::kSilu ? "silu" : "gelu_tanh"}, {"embd_scale", hp.embd_scale},
                     {"attn_scale", hp.attn_scale}, {"attn_softcap", hp.attn_softcap}, {"final_softcap", hp.final_softcap},
                     {"sliding_window", hp.n_swa}, {"sliding_window_period", hp.swa_period},
-                    {"rope_freq_base_swa", hp.rope_freq_base_swa}};
+                    {"rope_freq_base_swa", hp.rope_freq_base_swa},
+                    {"rope_scaling", hp.rope_scaling == RopeScaling::kYarn       ? "yarn"
+                                     : hp.rope_scaling == RopeScaling::kLongRope ? "longrope"
+                                     : hp.rope_scaling == RopeScaling::kLinear   ? "linear"
+                                                                                 : "none"},
+                    {"rope_n_ctx_orig", hp.n_ctx_orig}, {"rope_attn_factor", hp.rope_attn_factor},
+                    {"yarn_ext_factor", hp.yarn_ext_factor}, {"yarn_beta_fast", hp.yarn_beta_fast}, {"yarn_beta_slow", hp.yarn_beta_slow}};
     j["layer"] = m.layer_description();
     j["tensor_types"] = types;
     j["n_tensors"] = m.tensor_summaries().size();
