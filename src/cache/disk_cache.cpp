@@ -187,7 +187,7 @@ int64_t drop_entry(Db& db, int64_t entry_id, std::vector<std::string>* unlink_af
         s.reset();
         if (rc <= 0) {
             db.q("DELETE FROM blocks WHERE id=?1").bind(1, b).run();
-            freed += size + block_row_bytes((size_t)nt);
+            freed += block_file_bytes(size) + block_row_bytes(nt);
             ++freed_blocks;
             // The name is derived from the key; a row whose stored name disagrees never wrote a file of ours.
             if (named_ok) unlink_after->push_back(block_file_name(key_of(key_blob)));
@@ -604,15 +604,15 @@ Status DiskCache::Impl::store_once(const std::vector<Token>& tokens, const Seque
                                 tokens.begin() + (ptrdiff_t)(at + nt))) {
                     return make_error(ErrorCode::kInternal, fmt::format("disk cache: block key collision at block {}", i));
                 }
-                size = rows[i]->size;
+                size = block_file_bytes(rows[i]->size);
             } else {
                 if (!temps[i]) {  // evicted since phase 1: write it now
                     LC_ASSIGN_OR_RETURN(temps[i], write_temp(identity(i), kv_of(i), kv_bytes_of(i)));
                 }
                 size = temps[i]->size;
-                added += size + block_row_bytes(nt);
+                added += size + block_row_bytes((int64_t)nt);
             }
-            total += size + block_row_bytes(nt);
+            total += size + block_row_bytes((int64_t)nt);
         }
         if (total > (int64_t)capacity) {
             return make_error(ErrorCode::kInvalidArgument,

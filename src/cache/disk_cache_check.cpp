@@ -104,7 +104,7 @@ std::string consistency_problem(Db& db, const CacheFolder& folder, size_t capaci
         auto ok = decode_block_file(bytes->data(), bytes->size(), BlockIdentity{b.key, b.parent, b.tokens}, raw.size(), raw.data());
         if (!ok.ok()) return fmt::format("block {}: {}", id, ok.error().message);
         files.insert(b.file);
-        total += b.size + block_row_bytes((size_t)b.n_tokens);
+        total += block_file_bytes(b.size) + block_row_bytes(b.n_tokens);
     }
     for (const std::string& name : CacheFolder::list(folder.blocks_fd())) {
         if (!files.count(name)) return fmt::format("orphan block file {}/blocks/{}", folder.dir(), name);

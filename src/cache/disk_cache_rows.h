@@ -1,6 +1,7 @@
 // Shared by the DiskCache implementation files: what the budget counts per index row, and the small row helpers.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,7 +15,14 @@ namespace llama_crab::cache_detail {
 // Budget estimate of the index rows (see disk_cache.cpp).
 inline constexpr int64_t kEntryRowBytes = 160;
 inline constexpr int64_t kRefRowBytes = 48;
-inline int64_t block_row_bytes(size_t n_tokens) { return 112 + 8 * (int64_t)n_tokens; }
+// Row integers come from a file anyone can edit (cache_index_fuzz found the overflow): they are clamped to what a
+// row of ours can hold before any arithmetic. A block holds at most kCacheBlockTokens tokens and its file is far
+// below kMaxBlockFileBytes (64 tokens of a 70B model's KV are ~21 MB).
+inline constexpr int64_t kMaxBlockFileBytes = int64_t{1} << 30;
+inline int64_t block_row_bytes(int64_t n_tokens) {
+    return 112 + 8 * std::clamp<int64_t>(n_tokens, 0, (int64_t)kCacheBlockTokens);
+}
+inline int64_t block_file_bytes(int64_t size) { return std::clamp<int64_t>(size, 0, kMaxBlockFileBytes); }
 
 inline Key128 key_of(const std::string& b) {
     Key128 k;

@@ -191,6 +191,33 @@ TEST(DiskCacheFolder, TamperedFileColumnIsIgnoredAndDeletesNothing) {
     EXPECT_EQ(read_text(dir / "victimdir" / "victim"), "mine");
 }
 
+TEST(DiskCacheFolder, HugeNumbersInTamperedRowsAreClampedNotOverflowed) {
+    // Found by cache_index_fuzz: n_tokens and size are summed into the budget when a block is dropped; a row
+    // holding INT64_MAX overflowed that sum (undefined behaviour, caught by UBSan in the sanitizer stage).
+    testing::TempDir dir;
+    const fs::path cache = dir / "cache";
+    std::mt19937_64 rng(12);
+    const std::string fp = fingerprint(12);
+    const auto a = random_tokens(rng, 150);
+    const auto b = random_tokens(rng, 150);
+    {
+        auto c = open_ok(cache, 256 * 1024);
+        ASSERT_TRUE(c->store(a, make_entry(a, fp, small_layout())).ok());
+        ASSERT_TRUE(c->store(b, make_entry(b, fp, small_layout())).ok());
+    }
+    cache_detail::Db::open((cache / "index.sqlite").string(), 1000)
+        ->exec("UPDATE blocks SET n_tokens=9223372036854775807, size=9223372036854775807");
+    auto c = open_ok(cache, 1);  // a budget of one byte: the open evicts over the tampered rows
+    ASSERT_TRUE(c);
+    EXPECT_LT(c->len(), 2u);  // the forged sizes make the accounting guess low, never negative-huge
+    for (const auto& t : {a, b}) {
+        auto got = c->lookup(t, fp);
+        if (got) EXPECT_EQ(check_entry(*got, t, fp), "");
+    }
+    (void)c->store(b, make_entry(b, fp, small_layout()));  // over the one-byte budget: refused, never a crash
+    EXPECT_TRUE(c->clear().ok());
+}
+
 // ---- 3. forged tokens are a miss, never a wrong KV ----
 
 TEST(DiskCacheFolder, ForgedTokensColumnIsAMissNotAWrongState) {
