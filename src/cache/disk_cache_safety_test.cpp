@@ -212,7 +212,9 @@ TEST(DiskCacheFolder, HugeNumbersInTamperedRowsAreClampedNotOverflowed) {
     EXPECT_LT(c->len(), 2u);  // the forged sizes make the accounting guess low, never negative-huge
     for (const auto& t : {a, b}) {
         auto got = c->lookup(t, fp);
-        if (got) EXPECT_EQ(check_entry(*got, t, fp), "");
+        if (got) {
+            EXPECT_EQ(check_entry(*got, t, fp), "");
+        }
     }
     (void)c->store(b, make_entry(b, fp, small_layout()));  // over the one-byte budget: refused, never a crash
     EXPECT_TRUE(c->clear().ok());
