@@ -15,13 +15,16 @@ SECONDS_EACH="${1:-300}"
 shift || true
 TESTDATA="${LLAMA_CRAB_TESTDATA_DIR:-$(pwd)/../shared/testdata}"
 export LLAMA_CRAB_TESTDATA_DIR="$TESTDATA"
-BUILD=build-fuzz
+# LLAMA_CRAB_FUZZ_BUILD=DIR runs the targets already built there instead of building build-fuzz/.
+BUILD="${LLAMA_CRAB_FUZZ_BUILD:-build-fuzz}"
 JOBS="$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))"
 
-bash scripts/install-deps.sh
-CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLAMA_CRAB_FUZZ=ON \
-  -DLLAMA_CRAB_TESTS=OFF -DLLAMA_CRAB_BENCH=OFF >/dev/null
-cmake --build "$BUILD" -j "$(nproc)"
+if [ -z "${LLAMA_CRAB_FUZZ_BUILD:-}" ]; then
+  bash scripts/install-deps.sh
+  CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLAMA_CRAB_FUZZ=ON \
+    -DLLAMA_CRAB_TESTS=OFF -DLLAMA_CRAB_BENCH=OFF >/dev/null
+  cmake --build "$BUILD" -j "$(nproc)"
+fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
