@@ -577,7 +577,8 @@ Result<std::string> json_schema_to_grammar(const std::string& schema_json) {
     json schema;
     try {
         schema = json::parse(schema_json);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, and out_of_range for a number too large for a double (found by grammar_fuzz).
         return make_error(ErrorCode::kInvalidArgument, fmt::format("json schema: not valid JSON: {}", e.what()));
     }
     std::string gbnf;
@@ -585,6 +586,8 @@ Result<std::string> json_schema_to_grammar(const std::string& schema_json) {
         gbnf = Converter(schema).run();
     } catch (const SchemaError& e) {
         return make_error(ErrorCode::kInvalidArgument, fmt::format("json schema: {}: {}", e.path, e.message));
+    } catch (const json::exception& e) {
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("json schema: {}", e.what()));
     }
     // A schema can still describe something no grammar here can hold, e.g. {"$ref": "#"} (left recursion).
     if (auto st = validate_grammar(gbnf); !st.ok()) {

@@ -213,3 +213,17 @@ TEST(JsonSchema, ResolveGrammarPicksOne) {
 
 }  // namespace
 }  // namespace llama_crab
+
+namespace llama_crab {
+namespace {
+
+TEST(JsonSchemaHostile, NumberTooLargeForADoubleIsAnErrorNotAThrow) {
+    // Found by grammar_fuzz: nlohmann throws out_of_range (not parse_error) for 1E99999; it escaped the parser.
+    const std::string schema = R"({"+":{"=":999999999999999E99999999999999999999999999}})";
+    auto g = json_schema_to_grammar(schema);
+    ASSERT_FALSE(g.ok());
+    EXPECT_NE(g.error().message.find("json schema"), std::string::npos) << g.error().message;
+}
+
+}  // namespace
+}  // namespace llama_crab
