@@ -10,19 +10,10 @@
 namespace llama_crab::testing {
 namespace {
 
-class ServerApiTest : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() { server_ = ServerProcess::start(stories_model(), {"--slots", "4", "--ctx-size", "256"}).release(); }
-    static void TearDownTestSuite() {
-        delete server_;
-        server_ = nullptr;
-    }
-    void SetUp() override { ASSERT_NE(server_, nullptr); }
-    int port() const { return server_->port(); }
-
-    static ServerProcess* server_;
+class ServerApiTest : public SharedServerTest<ServerApiTest> {
+public:
+    static std::vector<std::string> server_args() { return {"--slots", "4", "--ctx-size", "256"}; }
 };
-ServerProcess* ServerApiTest::server_ = nullptr;
 
 json reference_case(const std::string& name) {
     std::ifstream in(testdata_path("refs/stories260K.json"));

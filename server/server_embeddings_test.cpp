@@ -13,18 +13,10 @@
 namespace llama_crab::testing {
 namespace {
 
-class ServerEmbeddingsTest : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() { server_ = ServerProcess::start(stories_model(), {"--slots", "2", "--ctx-size", "128"}).release(); }
-    static void TearDownTestSuite() {
-        delete server_;
-        server_ = nullptr;
-    }
-    void SetUp() override { ASSERT_NE(server_, nullptr); }
-    int port() const { return server_->port(); }
-    static ServerProcess* server_;
+class ServerEmbeddingsTest : public SharedServerTest<ServerEmbeddingsTest> {
+public:
+    static std::vector<std::string> server_args() { return {"--slots", "2", "--ctx-size", "128"}; }
 };
-ServerProcess* ServerEmbeddingsTest::server_ = nullptr;
 
 // The reference case (refs/embeddings/stories260K.json) with this name and pooling.
 json reference(const std::string& name, const std::string& pooling) {

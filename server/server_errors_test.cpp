@@ -20,25 +20,17 @@ namespace {
 
 const httplib::Headers kAuth = {{"Authorization", "Bearer s3cret"}};
 
-class ServerErrorsTest : public ::testing::Test {
+class ServerErrorsTest : public SharedServerTest<ServerErrorsTest> {
+public:
+    static std::vector<std::string> server_args() { return {"--slots", "2", "--ctx-size", "64", "--api-key", "s3cret"}; }
+
 protected:
-    static void SetUpTestSuite() {
-        server_ = ServerProcess::start(stories_model(), {"--slots", "2", "--ctx-size", "64", "--api-key", "s3cret"}).release();
-    }
-    static void TearDownTestSuite() {
-        delete server_;
-        server_ = nullptr;
-    }
-    void SetUp() override { ASSERT_NE(server_, nullptr); }
     void TearDown() override {
         // Whatever came before, the server still works.
         auto ok = http_post(port(), "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}, kAuth);
         EXPECT_EQ(ok.status, 200) << ok.raw;
     }
-    int port() const { return server_->port(); }
-    static ServerProcess* server_;
 };
-ServerProcess* ServerErrorsTest::server_ = nullptr;
 
 void expect_openai_error(const HttpResult& r, int status, const std::string& mentions, const std::string& context) {
     EXPECT_EQ(r.status, status) << context << "\n" << r.raw;

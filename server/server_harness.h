@@ -2,6 +2,7 @@
 // streams, stop it. Every wait is bounded. (Implemented in server_harness_test.cpp, linked into server_tests.)
 #pragma once
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sys/types.h>
@@ -83,5 +84,20 @@ double metric_value(const std::string& metrics_text, const std::string& sample);
 
 // Polls `predicate` every 20 ms until it holds or the timeout passes.
 bool wait_until(const std::function<bool()>& predicate, std::chrono::milliseconds timeout);
+
+// A test suite sharing one server on stories260K, started before its first test and stopped after its last.
+// Derive as `class MyTest : public SharedServerTest<MyTest>` with `static std::vector<std::string> server_args()`.
+template <typename Suite>
+class SharedServerTest : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() { server_ = ServerProcess::start(stories_model(), Suite::server_args()).release(); }
+    static void TearDownTestSuite() {
+        delete server_;
+        server_ = nullptr;
+    }
+    void SetUp() override { ASSERT_NE(server_, nullptr); }
+    int port() const { return server_->port(); }
+    static inline ServerProcess* server_ = nullptr;
+};
 
 }  // namespace llama_crab::testing

@@ -8,20 +8,11 @@
 namespace llama_crab::testing {
 namespace {
 
-class ServerStructuredTest : public ::testing::Test {
-protected:
+class ServerStructuredTest : public SharedServerTest<ServerStructuredTest> {
+public:
     // 1024 tokens of context per slot leave room for the tool prompts.
-    static void SetUpTestSuite() { server_ = ServerProcess::start(stories_model(), {"--slots", "4", "--ctx-size", "1024"}).release(); }
-    static void TearDownTestSuite() {
-        delete server_;
-        server_ = nullptr;
-    }
-    void SetUp() override { ASSERT_NE(server_, nullptr); }
-    int port() const { return server_->port(); }
-
-    static ServerProcess* server_;
+    static std::vector<std::string> server_args() { return {"--slots", "4", "--ctx-size", "1024"}; }
 };
-ServerProcess* ServerStructuredTest::server_ = nullptr;
 
 const json kPersonSchema = json::parse(R"({
     "type": "object",
